@@ -33,7 +33,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `at`.
     pub fn new(at: DateTime<Utc>) -> Self {
-        Self { now: Arc::new(Mutex::new(at)) }
+        Self {
+            now: Arc::new(Mutex::new(at)),
+        }
     }
 
     /// Move the clock to `at` (backwards is allowed: tests of broken clocks need it).

@@ -7,5 +7,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod model;
+pub mod policy;
 pub mod secret_file;
+pub mod store;

@@ -1,1 +1,72 @@
-fn main(){}
+//! The `lethe` binary: parses arguments, sets up logging, calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "lethe", version, about = "Retention-enforcing encrypted store for ALPR plate reads")]
+struct Cli {
+    /// Configuration file (default: ./lethe.toml if present; env LETHE_CONFIG).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gRPC server (default 127.0.0.1:50051, data in ./lethe-data).
+    Serve(lethe::cli::serve::Args),
+    /// Create keys, set bucket lifecycle rules, record the approved policy baseline.
+    Init(lethe::cli::init::Args),
+    /// Stream reads from a file to a server.
+    Import(lethe::cli::NotYet),
+    /// Search a plate (client).
+    Search(lethe::cli::NotYet),
+    /// Delete expired reads, destroy expired day keys, write deletion proofs (cron).
+    Sweep(lethe::cli::NotYet),
+    /// Legal holds: place, release, list.
+    Hold(lethe::cli::NotYet),
+    /// The ledger: verify, show, prove, checkpoint.
+    Ledger(lethe::cli::NotYet),
+    /// Daily settings audit (cron); exits non-zero on findings.
+    Audit(lethe::cli::NotYet),
+    /// Access and transparency reports.
+    Report(lethe::cli::NotYet),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    lethe::cli::init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lethe: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let cfg = cli.config.as_deref();
+    let result: anyhow::Result<u8> = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => lethe::cli::serve::run(cfg, a).await,
+            Command::Init(a) => lethe::cli::init::run(cfg, a).await,
+            Command::Import(_) => Ok(lethe::cli::not_yet("import")),
+            Command::Search(_) => Ok(lethe::cli::not_yet("search")),
+            Command::Sweep(_) => Ok(lethe::cli::not_yet("sweep")),
+            Command::Hold(_) => Ok(lethe::cli::not_yet("hold")),
+            Command::Ledger(_) => Ok(lethe::cli::not_yet("ledger")),
+            Command::Audit(_) => Ok(lethe::cli::not_yet("audit")),
+            Command::Report(_) => Ok(lethe::cli::not_yet("report")),
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // One readable line: the error and its causes, joined.
+            eprintln!("lethe: {}", lethe::cli::one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}

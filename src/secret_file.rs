@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Errors reading or creating a secret file.
@@ -57,25 +57,37 @@ pub enum SecretFileError {
 
 /// Reads a secret file, refusing one that group or others can access.
 pub fn read_secret(path: &Path, what: &'static str) -> Result<Vec<u8>, SecretFileError> {
-    let meta = fs::metadata(path).map_err(|source| SecretFileError::Read { what, path: path.into(), source })?;
+    let meta = fs::metadata(path).map_err(|source| SecretFileError::Read {
+        what,
+        path: path.into(),
+        source,
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(SecretFileError::Permissions { what, path: path.into(), mode });
+        return Err(SecretFileError::Permissions {
+            what,
+            path: path.into(),
+            mode,
+        });
     }
-    fs::read(path).map_err(|source| SecretFileError::Read { what, path: path.into(), source })
+    fs::read(path).map_err(|source| SecretFileError::Read {
+        what,
+        path: path.into(),
+        source,
+    })
 }
 
 /// Reads the secret at `path`, creating it from `make()` (mode 0600, parent directories mode
 /// 0700) when it does not exist. Returns the content and whether it was created now.
-pub fn read_or_create_secret(
-    path: &Path,
-    what: &'static str,
-    make: impl FnOnce() -> Vec<u8>,
-) -> Result<(Vec<u8>, bool), SecretFileError> {
+pub fn read_or_create_secret(path: &Path, what: &'static str, make: impl FnOnce() -> Vec<u8>) -> Result<(Vec<u8>, bool), SecretFileError> {
     if path.exists() {
         return read_secret(path, what).map(|b| (b, false));
     }
-    let create = |source| SecretFileError::Create { what, path: path.into(), source };
+    let create = |source| SecretFileError::Create {
+        what,
+        path: path.into(),
+        source,
+    };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.exists() {
         fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(create)?;
@@ -87,7 +99,12 @@ pub fn read_or_create_secret(
     ));
     let content = make();
     {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(create)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(create)?;
         f.write_all(&content).map_err(create)?;
         f.sync_all().map_err(create)?;
     }

@@ -1,0 +1,5 @@
+//! Policy: the files in `policies/` — retention, principals, access rules.
+
+pub mod retention;
+
+pub use retention::Retention;

@@ -1,0 +1,201 @@
+//! A fault-injecting object store, for crash and failure tests (after redb's `CrashBackend`).
+//!
+//! Wraps any store; rules make chosen operations on chosen objects fail, once, n times or until
+//! cleared, or take the whole store down. Failed operations do nothing underneath: a failed put
+//! writes nothing, a failed delete deletes nothing.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload,
+    PutResult, Result,
+};
+
+/// Which operations a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// put_opts and multipart.
+    Put,
+    /// get_opts and ranges.
+    Get,
+    /// list and list_with_delimiter.
+    List,
+    /// delete_stream (per key).
+    Delete,
+    /// copy.
+    Copy,
+    /// Every operation.
+    Any,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    op: Op,
+    contains: String,
+    remaining: Option<usize>,
+}
+
+/// The fault-injecting wrapper.
+pub struct FaultStore {
+    inner: Arc<dyn ObjectStore>,
+    rules: Mutex<Vec<Rule>>,
+}
+
+impl fmt::Debug for FaultStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultStore({})", self.inner)
+    }
+}
+
+impl fmt::Display for FaultStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultStore({})", self.inner)
+    }
+}
+
+fn injected(path: &str, op: Op) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "FaultStore",
+        source: format!("injected fault: {op:?} {path}").into(),
+    }
+}
+
+impl FaultStore {
+    /// Wraps `inner` with no faults.
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            inner,
+            rules: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `op` on any object whose path contains `contains` fails until [`FaultStore::clear`].
+    pub fn fail(&self, op: Op, contains: &str) {
+        self.rules.lock().expect("rules").push(Rule {
+            op,
+            contains: contains.into(),
+            remaining: None,
+        });
+    }
+
+    /// Like [`FaultStore::fail`], for the next `n` matching operations only.
+    pub fn fail_times(&self, op: Op, contains: &str, n: usize) {
+        self.rules.lock().expect("rules").push(Rule {
+            op,
+            contains: contains.into(),
+            remaining: Some(n),
+        });
+    }
+
+    /// Every operation fails (the store is down) until [`FaultStore::clear`].
+    pub fn down(&self) {
+        self.fail(Op::Any, "");
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.rules.lock().expect("rules").clear();
+    }
+
+    fn check(&self, op: Op, path: &str) -> Result<()> {
+        let mut rules = self.rules.lock().expect("rules");
+        for r in rules.iter_mut() {
+            if (r.op == op || r.op == Op::Any) && path.contains(&r.contains) {
+                match &mut r.remaining {
+                    None => return Err(injected(path, op)),
+                    Some(0) => continue,
+                    Some(n) => {
+                        *n -= 1;
+                        return Err(injected(path, op));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultStore {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+        self.check(Op::Put, location.as_ref())?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+        self.check(Op::Put, location.as_ref())?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.check(Op::Get, location.as_ref())?;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.check(Op::Get, location.as_ref())?;
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+        // Decide per key now, pass the survivors to the real store, report the rest as failed.
+        let rules = self.rules.lock().expect("rules").clone();
+        let check = move |p: &Path| -> Result<()> {
+            for r in &rules {
+                if (r.op == Op::Delete || r.op == Op::Any) && p.as_ref().contains(&r.contains) && r.remaining != Some(0) {
+                    return Err(injected(p.as_ref(), Op::Delete));
+                }
+            }
+            Ok(())
+        };
+        let inner = self.inner.clone();
+        stream::once(async move {
+            let all: Vec<Result<Path>> = locations.collect().await;
+            let mut failed = Vec::new();
+            let mut passed = Vec::new();
+            for r in all {
+                match r.and_then(|p| check(&p).map(|()| p)) {
+                    Ok(p) => passed.push(Ok(p)),
+                    Err(e) => failed.push(Err(e)),
+                }
+            }
+            stream::iter(failed)
+                .chain(inner.delete_stream(stream::iter(passed).boxed()))
+                .boxed()
+        })
+        .flatten()
+        .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        let p = prefix.map(|p| p.to_string()).unwrap_or_default();
+        match self.check(Op::List, &p) {
+            Ok(()) => self.inner.list(prefix),
+            Err(e) => stream::once(async move { Err(e) }).boxed(),
+        }
+    }
+
+    fn list_with_offset(&self, prefix: Option<&Path>, offset: &Path) -> BoxStream<'static, Result<ObjectMeta>> {
+        let p = prefix.map(|p| p.to_string()).unwrap_or_default();
+        match self.check(Op::List, &p) {
+            Ok(()) => self.inner.list_with_offset(prefix, offset),
+            Err(e) => stream::once(async move { Err(e) }).boxed(),
+        }
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.check(Op::List, &prefix.map(|p| p.to_string()).unwrap_or_default())?;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.check(Op::Copy, to.as_ref())?;
+        self.inner.copy_opts(from, to, options).await
+    }
+}
