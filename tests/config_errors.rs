@@ -34,7 +34,10 @@ fn embedded_default_starts_and_creates_a_private_kek() {
 #[test]
 fn unreadable_kek_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, err) = lethe(dir.path(), &[("LETHE_KEK_FILE", "/nonexistent/kek"), ("LETHE_CREATE_KEYS", "false")]);
+    let (code, err) = lethe(
+        dir.path(),
+        &[("LETHE_KEK_FILE", "/nonexistent/kek"), ("LETHE_CREATE_KEYS", "false")],
+    );
     assert_one_line_naming(code, &err, "LETHE_KEK_FILE");
     assert!(err.contains("/nonexistent/kek"), "{err}");
 }
@@ -96,7 +99,9 @@ fn unreachable_endpoint() {
 
 #[test]
 fn real_s3_missing_bucket_and_wrong_credentials() {
-    let Some(env) = common::s3_env() else { return eprintln!("skipped: LETHE_TEST_S3_ENDPOINT unset") };
+    let Some(env) = common::s3_env() else {
+        return eprintln!("skipped: LETHE_TEST_S3_ENDPOINT unset");
+    };
     let dir = tempfile::tempdir().unwrap();
     let base = [
         ("LETHE_STORE", "s3"),
@@ -105,17 +110,29 @@ fn real_s3_missing_bucket_and_wrong_credentials() {
         ("AWS_REGION", env.region.as_str()),
     ];
     let mut missing = base.to_vec();
-    missing.extend([("LETHE_S3_BUCKET", "no-such-bucket-lethe"), ("AWS_ACCESS_KEY_ID", env.access_key.as_str()), ("AWS_SECRET_ACCESS_KEY", env.secret_key.as_str())]);
+    missing.extend([
+        ("LETHE_S3_BUCKET", "no-such-bucket-lethe"),
+        ("AWS_ACCESS_KEY_ID", env.access_key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", env.secret_key.as_str()),
+    ]);
     let (code, err) = lethe(dir.path(), &missing);
     assert_one_line_naming(code, &err, "store.bucket");
 
     let mut wrong = base.to_vec();
-    wrong.extend([("LETHE_S3_BUCKET", env.bucket.as_str()), ("AWS_ACCESS_KEY_ID", env.access_key.as_str()), ("AWS_SECRET_ACCESS_KEY", "not-the-secret")]);
+    wrong.extend([
+        ("LETHE_S3_BUCKET", env.bucket.as_str()),
+        ("AWS_ACCESS_KEY_ID", env.access_key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", "not-the-secret"),
+    ]);
     let (code, err) = lethe(dir.path(), &wrong);
     assert_one_line_naming(code, &err, "AWS_SECRET_ACCESS_KEY");
 
     let mut good = base.to_vec();
-    good.extend([("LETHE_S3_BUCKET", env.bucket.as_str()), ("AWS_ACCESS_KEY_ID", env.access_key.as_str()), ("AWS_SECRET_ACCESS_KEY", env.secret_key.as_str())]);
+    good.extend([
+        ("LETHE_S3_BUCKET", env.bucket.as_str()),
+        ("AWS_ACCESS_KEY_ID", env.access_key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", env.secret_key.as_str()),
+    ]);
     let (code, err) = lethe(dir.path(), &good);
     assert_eq!(code, 0, "{err}");
 }

@@ -210,8 +210,7 @@ impl KeyRing {
             name: KeyName::KekCheck,
             reason: "vanished while being read".into(),
         })?;
-        self.unwrap_bytes(&KeyName::KekCheck, &bytes, KEK_CHECK_CONTEXT)
-            .map(|_| ())
+        self.unwrap_bytes(&KeyName::KekCheck, &bytes, KEK_CHECK_CONTEXT).map(|_| ())
     }
 
     async fn get_bytes(&self, path: &Path) -> Result<Option<bytes::Bytes>, KeyError> {
