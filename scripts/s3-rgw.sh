@@ -13,6 +13,7 @@
 set -euo pipefail
 S3_DIR=${S3_DIR:-/tmp/lethe-rgw}
 S3_PORT=${S3_PORT:-7480}
+S3_MON_PORT=${S3_MON_PORT:-3300}   # ceph-mon (msgr2), loopback too
 S3_ACCESS_KEY=${S3_ACCESS_KEY:-ciaccesskey}
 S3_SECRET_KEY=${S3_SECRET_KEY:-cisecretkey1234}
 S3_BUCKET=${S3_BUCKET:-lethe-test}
@@ -24,14 +25,17 @@ DAEMONS=(rgw osd mon)   # stop order
 
 log() { echo "s3-rgw: $*" >&2; }
 
+# fail MESSAGE [LOG...]: print MESSAGE and the tails of the given logs (default: all), stop, exit 1
 fail() {
-  log "ERROR: $*"
-  local f
-  for f in "$S3_DIR"/log/*; do
+  local msg=$1 f; shift
+  log "ERROR: $msg"
+  [ $# -gt 0 ] || set -- "$S3_DIR"/log/*
+  for f in "$@"; do
     [ -s "$f" ] || continue
     echo "----- tail $f -----" >&2
-    tail -n 25 "$f" >&2
+    tail -n 15 "$f" >&2
   done
+  log "all logs: $S3_DIR/log/"
   stop >/dev/null 2>&1 || true
   exit 1
 }
@@ -59,7 +63,7 @@ live_pid() {
   [[ "$pid" =~ ^[0-9]+$ ]] || return 0
   case $1 in rgw) prog=radosgw ;; osd) prog=ceph-osd ;; mon) prog=ceph-mon ;; esac
   # guard against PID reuse: the process must be the program we started
-  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$prog"; then echo "$pid"; fi
+  if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "$prog"; then echo "$pid"; fi
 }
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; }
@@ -76,7 +80,7 @@ start() {
   cat >"$CEPH_CONF" <<CONF
 [global]
 fsid = $fsid
-mon host = v2:127.0.0.1:3300
+mon host = v2:127.0.0.1:$S3_MON_PORT
 public addr = 127.0.0.1
 cluster addr = 127.0.0.1
 ms bind ipv6 = false
@@ -113,20 +117,20 @@ rgw frontends = beast endpoint=127.0.0.1:$S3_PORT
 # a lifecycle "day" lasts 10 s, so backstop lifecycle rules can be tested
 rgw lc debug interval = 10
 CONF
-  monmaptool --create --addv a '[v2:127.0.0.1:3300]' --fsid "$fsid" "$S3_DIR/monmap" \
-    >"$S3_DIR/log/monmap.out" 2>&1 || fail "monmaptool failed"
-  ceph-mon --mkfs -i a --monmap "$S3_DIR/monmap" >"$S3_DIR/log/mon-mkfs.out" 2>&1 || fail "ceph-mon --mkfs failed"
+  monmaptool --create --addv a "[v2:127.0.0.1:$S3_MON_PORT]" --fsid "$fsid" "$S3_DIR/monmap" \
+    >"$S3_DIR/log/monmap.out" 2>&1 || fail "monmaptool failed" "$S3_DIR/log/monmap.out"
+  ceph-mon --mkfs -i a --monmap "$S3_DIR/monmap" >"$S3_DIR/log/mon-mkfs.out" 2>&1 || fail "ceph-mon --mkfs failed" "$S3_DIR/log/mon-mkfs.out"
   ceph-mon -f -i a >"$S3_DIR/log/mon.out" 2>&1 &
   echo $! >"$S3_DIR/mon.pid"
   for i in $(seq 1 120); do timeout 5 ceph -s >/dev/null 2>&1 && break; sleep 0.5; done
-  timeout 10 ceph -s >/dev/null 2>&1 || fail "ceph-mon did not come up"
+  timeout 10 ceph -s >/dev/null 2>&1 || fail "ceph-mon did not come up" "$S3_DIR/log/mon.out" "$S3_DIR/log/mon.a.log"
   local osd_uuid; osd_uuid=$(cat /proc/sys/kernel/random/uuid)
-  timeout 30 ceph osd new "$osd_uuid" >/dev/null 2>"$S3_DIR/log/osd-new.out" || fail "ceph osd new failed"
-  ceph-osd -i 0 --mkfs --osd-uuid "$osd_uuid" >"$S3_DIR/log/osd-mkfs.out" 2>&1 || fail "ceph-osd --mkfs failed"
+  timeout 30 ceph osd new "$osd_uuid" >/dev/null 2>"$S3_DIR/log/osd-new.out" || fail "ceph osd new failed" "$S3_DIR/log/osd-new.out"
+  ceph-osd -i 0 --mkfs --osd-uuid "$osd_uuid" >"$S3_DIR/log/osd-mkfs.out" 2>&1 || fail "ceph-osd --mkfs failed" "$S3_DIR/log/osd-mkfs.out"
   ceph-osd -f -i 0 >"$S3_DIR/log/osd.out" 2>&1 &
   echo $! >"$S3_DIR/osd.pid"
   for i in $(seq 1 120); do timeout 5 ceph osd stat 2>/dev/null | grep -q '1 up' && break; sleep 0.5; done
-  timeout 5 ceph osd stat 2>/dev/null | grep -q '1 up' || fail "ceph-osd did not come up"
+  timeout 5 ceph osd stat 2>/dev/null | grep -q '1 up' || fail "ceph-osd did not come up" "$S3_DIR/log/osd.out" "$S3_DIR/log/osd.0.log"
   radosgw -f -n client.rgw.ci >"$S3_DIR/log/rgw.out" 2>&1 &
   echo $! >"$S3_DIR/rgw.pid"
   for i in $(seq 1 240); do
@@ -134,13 +138,13 @@ CONF
     [ -n "$(live_pid rgw)" ] || break
     sleep 0.5
   done
-  curl -sf -o /dev/null "$ENDPOINT/" || fail "radosgw did not come up on $ENDPOINT"
+  curl -sf -o /dev/null "$ENDPOINT/" || fail "radosgw did not come up on $ENDPOINT" "$S3_DIR/log/rgw.out" "$S3_DIR/log/client.rgw.ci.log"
   timeout 60 radosgw-admin user create --uid=ci --display-name=ci \
     --access-key="$S3_ACCESS_KEY" --secret-key="$S3_SECRET_KEY" >"$S3_DIR/log/user-create.out" 2>&1 \
-    || fail "radosgw-admin user create failed"
+    || fail "radosgw-admin user create failed" "$S3_DIR/log/user-create.out" "$S3_DIR/log/client.rgw.ci.log"
   # The default bucket (tests mostly create their own, one per test, for isolation).
   curl -sf -o /dev/null -X PUT --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" --aws-sigv4 "aws:amz:$S3_REGION:s3" \
-    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$ENDPOINT/$S3_BUCKET" || fail "creating bucket $S3_BUCKET failed"
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$ENDPOINT/$S3_BUCKET" || fail "creating bucket $S3_BUCKET failed" "$S3_DIR/log/client.rgw.ci.log"
   cat >"$S3_DIR/env" <<ENV
 export LETHE_TEST_S3_ENDPOINT=$ENDPOINT
 export LETHE_TEST_S3_BUCKET=$S3_BUCKET
