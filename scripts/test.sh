@@ -23,8 +23,26 @@ say() { printf '==> %s\n' "$*"; }
 cleanup() {
   bash "$ROOT/scripts/s3-rgw.sh" stop >>"$LOG_DIR/s3-rgw.log" 2>&1 || true
 }
+# Steps run in the background and are waited for, so that INT/TERM interrupt them at once
+# (bash defers traps while a foreground child runs); the trap ends the step, then EXIT cleans up.
+CHILD=
+exec 9>&2   # the real stderr, for messages from traps that fire inside a redirected step
+interrupted() {
+  echo "==> interrupted; stopping" >&9
+  [ -z "$CHILD" ] || kill -TERM "$CHILD" 2>/dev/null || true
+  exit 130
+}
 trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT TERM
+trap interrupted INT TERM
+# step CMD...: run CMD as an interruptible step, return its status
+step() {
+  "$@" &
+  CHILD=$!
+  wait "$CHILD"
+  local rc=$?
+  CHILD=
+  return $rc
+}
 
 # --- tools ------------------------------------------------------------------------------------
 if command -v rustup >/dev/null; then
@@ -49,7 +67,7 @@ install_python_tools
 run() {
   local name=$1; shift
   local t=$SECONDS
-  if "$@" >"$LOG_DIR/$name.log" 2>&1; then
+  if step "$@" >"$LOG_DIR/$name.log" 2>&1; then
     say "$name ok ($((SECONDS - t)) s)"
   else
     say "$name FAILED ($((SECONDS - t)) s): $*"
@@ -62,7 +80,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 # --- real S3 server ---------------------------------------------------------------------------
 say "starting radosgw on 127.0.0.1:$S3_PORT"
-if ! bash scripts/s3-rgw.sh start >"$LOG_DIR/s3-rgw.log" 2>&1; then
+if ! step bash scripts/s3-rgw.sh start >"$LOG_DIR/s3-rgw.log" 2>&1; then
   cat "$LOG_DIR/s3-rgw.log"
   say "FAILED: could not start the S3 server"
   exit 1
@@ -77,9 +95,9 @@ export LETHE_REQUIRE_S3=1
 run fmt cargo fmt --all -- --check
 run clippy cargo clippy --all-targets --locked -- -D warnings
 
-say "cargo test --locked"
+say "cargo test --locked --no-fail-fast"
 t=$SECONDS
-cargo test --locked >"$LOG_DIR/test.log" 2>&1
+step cargo test --locked --no-fail-fast >"$LOG_DIR/test.log" 2>&1
 rc=$?
 # The runner's summary: one line per test binary, plus failures in full.
 grep -E '^\s+Running |^\s+Doc-tests |^test result:' "$LOG_DIR/test.log" | sed 's/^ *//'
