@@ -10,6 +10,8 @@
 # user and a bucket, and writes $S3_DIR/env with the exports the tests need:
 #   LETHE_TEST_S3_ENDPOINT LETHE_TEST_S3_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
 # `stop` kills exactly the processes `start` launched (by PID file); safe to run any number of times.
+# `start` refuses to run while a cluster is up in $S3_DIR or the ports are taken. To run two at
+# once (e.g. several worktrees on one machine), give each its own S3_DIR, S3_PORT and S3_MON_PORT.
 set -euo pipefail
 S3_DIR=${S3_DIR:-/tmp/lethe-rgw}
 S3_PORT=${S3_PORT:-7480}
@@ -66,14 +68,22 @@ live_pid() {
   if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "$prog"; then echo "$pid"; fi
 }
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$S3_PORT") 2>/dev/null; }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start() {
   local t0=$SECONDS i
   install_packages
-  stop >/dev/null 2>&1   # idempotent restart: a second start replaces the first cluster
-  if port_busy; then
-    log "ERROR: 127.0.0.1:$S3_PORT is already in use by another process (set S3_PORT)"; exit 1
+  # Never take over a running cluster: on a shared machine it may be someone else's run.
+  local p
+  for p in "${DAEMONS[@]}"; do
+    if [ -n "$(live_pid "$p")" ]; then
+      log "ERROR: a cluster is already running in $S3_DIR; run '$0 stop' first, or use another S3_DIR, S3_PORT, S3_MON_PORT"
+      exit 1
+    fi
+  done
+  if port_busy "$S3_PORT" || port_busy "$S3_MON_PORT"; then
+    log "ERROR: 127.0.0.1:$S3_PORT or :$S3_MON_PORT is already in use by another process (set S3_PORT / S3_MON_PORT)"
+    exit 1
   fi
   rm -rf "$S3_DIR"; mkdir -p "$S3_DIR"/{mon,osd/ceph-0,log,run}
   local fsid; fsid=$(cat /proc/sys/kernel/random/uuid)
