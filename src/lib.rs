@@ -9,3 +9,4 @@
 
 pub mod clock;
 pub mod secret_file;
+pub mod ledger;
