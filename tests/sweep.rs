@@ -664,3 +664,63 @@ async fn hold_list_shows_state() {
     .await
     .is_err());
 }
+
+// ---------------------------------------------------------------- the real ledger
+
+#[tokio::test]
+async fn proofs_on_the_real_ledger_are_read_back_and_verify() {
+    use lethe::ledger::record::{IngestCommit, Record, RecordBody};
+    use lethe::ledger::{Ledger, LedgerConfig, SigningKey};
+    use lethe::sweep::ledger_log::LedgerProofLog;
+
+    let now = at(2026, 6, 20, 0, 0, 0);
+    let w = world(now).await;
+    let t = at(2026, 5, 10, 8, 0, 0);
+    let reads: Vec<_> = ids("l", 3)
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, "LEDG1", t + Duration::minutes(i as i64)))
+        .collect();
+    w.ingest(&reads).await;
+    let ledger = Ledger::open(
+        w.raw.clone(),
+        LedgerConfig::default(),
+        SigningKey::generate("lethe.test/ledger").unwrap(),
+    )
+    .await
+    .unwrap();
+    let ingest = RecordBody::IngestCommit(IngestCommit {
+        day: t.date_naive(),
+        count: 3,
+        merkle_root: [0u8; 32],
+        first_key: String::new(),
+        last_key: String::new(),
+    });
+    ledger.append(&Record::new(t, "serve@test", ingest)).await.unwrap();
+    let log = LedgerProofLog::new(ledger.clone(), "sweep@test");
+    // The first attempt dies before its proof; the second finishes it.
+    let fault_log = MemoryProofLog::new();
+    fault_log.fail_appends(1);
+    assert!(sweep::run(&w.reads, &fault_log, &w.clock, &SweepOptions::default()).await.is_err());
+    let rep = sweep::run(&w.reads, &log, &w.clock, &SweepOptions::default()).await.unwrap();
+    assert_eq!(rep.exit_code(), 0, "{rep:?}");
+    let closing = rep.days[0].closed.clone().unwrap();
+    assert!(closing.reconciled && closing.key_destroyed && closing.ingested_total == 3);
+    let events = log.events().await.unwrap();
+    let proofs: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            SweepEvent::DeletionProof(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(proofs.len(), 2);
+    assert_eq!(proofs[0].batch, Some(1));
+    assert_eq!(proofs[1], closing);
+    // A rerun reads the ledger and writes nothing more.
+    let rep = sweep::run(&w.reads, &log, &w.clock, &SweepOptions::default()).await.unwrap();
+    assert!(rep.days.is_empty());
+    assert_eq!(log.events().await.unwrap().len(), events.len());
+    let report = lethe::ledger::verify_log(ledger.reader(), None).await.unwrap();
+    assert!(report.failures.is_empty(), "{report:?}");
+}

@@ -48,6 +48,7 @@
 
 pub mod clockcheck;
 pub mod lease;
+pub mod ledger_log;
 pub mod lifecycle;
 pub mod proof;
 
