@@ -2,8 +2,10 @@
 //! one readable line in `main`.
 
 pub mod context;
+pub mod hold;
 pub mod init;
 pub mod serve;
+pub mod sweep;
 
 /// Arguments of a command that is not built yet.
 #[derive(Debug, clap::Args)]
