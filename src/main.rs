@@ -32,9 +32,9 @@ enum Command {
     /// The ledger: verify, show, prove, checkpoint.
     Ledger(lethe::cli::NotYet),
     /// Daily settings audit (cron); exits non-zero on findings.
-    Audit(lethe::cli::NotYet),
+    Audit(lethe::cli::audit::Args),
     /// Access and transparency reports.
-    Report(lethe::cli::NotYet),
+    Report(lethe::cli::report::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,8 +57,8 @@ fn main() -> ExitCode {
             Command::Sweep(_) => Ok(lethe::cli::not_yet("sweep")),
             Command::Hold(_) => Ok(lethe::cli::not_yet("hold")),
             Command::Ledger(_) => Ok(lethe::cli::not_yet("ledger")),
-            Command::Audit(_) => Ok(lethe::cli::not_yet("audit")),
-            Command::Report(_) => Ok(lethe::cli::not_yet("report")),
+            Command::Audit(a) => lethe::cli::audit::run(cfg, a).await,
+            Command::Report(a) => lethe::cli::report::run(cfg, a).await,
         }
     });
     match result {

@@ -1,8 +1,10 @@
 //! Command implementations behind the `lethe` binary. Each returns an exit code; errors become
 //! one readable line in `main`.
 
+pub mod audit;
 pub mod context;
 pub mod init;
+pub mod report;
 pub mod serve;
 
 /// Arguments of a command that is not built yet.
