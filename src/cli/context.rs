@@ -64,9 +64,9 @@ pub async fn open_ledger(ctx: &Context) -> anyhow::Result<crate::ledger::Ledger>
         prefix: object_store::path::Path::from(ctx.config.ledger.prefix.as_str()),
         ..LedgerConfig::default()
     };
-    Ok(Ledger::open(ctx.object_store.clone(), cfg, signer)
+    Ledger::open(ctx.object_store.clone(), cfg, signer)
         .await
-        .with_context(|| format!("ledger ({})", ctx.config.ledger.prefix))?)
+        .with_context(|| format!("ledger ({})", ctx.config.ledger.prefix))
 }
 
 /// Read access to the ledger: the verifier key from `ledger.pub` in the keys folder, or derived
