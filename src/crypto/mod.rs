@@ -1,12 +1,10 @@
 //! Cryptography: the object envelope, the KEK, day and hold keys, the blind index.
 
-pub mod audit_key;
 pub mod blind;
 pub mod envelope;
 pub mod kek;
 pub mod keys;
 
-pub use audit_key::{AuditKey, AuditKeyError};
 pub use envelope::{EnvelopeError, SymmetricKey};
 pub use kek::Kek;
 pub use keys::{DataKey, KeyError, KeyName, KeyRing};
