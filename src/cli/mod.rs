@@ -1,8 +1,11 @@
 //! Command implementations behind the `lethe` binary. Each returns an exit code; errors become
 //! one readable line in `main`.
 
+pub mod client;
 pub mod context;
+pub mod import;
 pub mod init;
+pub mod search;
 pub mod serve;
 
 /// Arguments of a command that is not built yet.
