@@ -32,10 +32,15 @@ impl Retention {
             return Ok(Self::default());
         }
         let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
-        let r: Retention = toml::from_str(&text).map_err(|e| ConfigError::new(path.display().to_string(), e.message().to_string()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses `retention.toml` text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let r: Retention = toml::from_str(text).map_err(|e| ConfigError::new(origin, e.message().to_string()))?;
         if r.retention_hours == 0 || r.retention_hours > 24 * 366 * 10 {
             return Err(ConfigError::new(
-                format!("{}: retention_hours", path.display()),
+                format!("{origin}: retention_hours"),
                 "must be between 1 and 87840",
             ));
         }
