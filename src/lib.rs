@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod ledger;
 pub mod model;
 pub mod policy;
 pub mod secret_file;

@@ -1,0 +1,342 @@
+//! The verifier: needs only the verifier (public) key and read access to the store.
+//!
+//! It walks the batch objects in order (probing `batches/{index}`, never listing the whole log),
+//! recomputes every leaf and the tree with a compact range (O(log n) memory regardless of log
+//! size), and checks:
+//! - each batch parses strictly, sits at the key of its first index, continues the previous one,
+//!   and carries the frontier the recomputed tree has at that point;
+//! - the checkpoint at the end of each batch, when present, is signed by the key, has the log's
+//!   origin, and its root equals the recomputed root (a mismatch names the batch objects that
+//!   changed since signing);
+//! - the newest entry is covered by a signed checkpoint;
+//! - the `checkpoint` and `tail` hints are valid and agree with the log;
+//! - nothing exists beyond the end (batches after a gap: oldest or middle entries deleted;
+//!   checkpoints beyond the end: newest entries deleted);
+//! - given a trusted checkpoint saved earlier: it is signed by the key, the log is at least
+//!   that long, and the recomputed root at its size equals its root (truncation, deletion,
+//!   reordering and a replaced history all fail this).
+
+use std::ops::Range;
+
+use futures::TryStreamExt as _;
+use ring::digest::{digest, SHA256};
+
+use super::log::{parse_tail_hint, Batch, LogReader};
+use super::merkle::{self, CompactTree};
+use super::note::Checkpoint;
+use super::LedgerError;
+
+/// Most failures listed individually; the rest are counted.
+const MAX_FAILURES: usize = 1000;
+
+/// One thing that does not hold, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The object key (or `trusted checkpoint`) where the problem shows.
+    pub object: String,
+    /// The entry indexes concerned, when known.
+    pub entries: Option<Range<u64>>,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.entries {
+            Some(r) if r.end == r.start + 1 => {
+                write!(f, "{}: entry {}: {}", self.object, r.start, self.problem)
+            }
+            Some(r) => write!(
+                f,
+                "{}: entries {}..{}: {}",
+                self.object, r.start, r.end, self.problem
+            ),
+            None => write!(f, "{}: {}", self.object, self.problem),
+        }
+    }
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Entries read.
+    pub entries: u64,
+    /// Batch objects read.
+    pub batches: u64,
+    /// Bytes of batch objects read.
+    pub bytes: u64,
+    /// Checkpoints whose signature and root were checked.
+    pub checkpoints_checked: u64,
+    /// Size of the newest checkpoint that verified against the log.
+    pub verified_size: u64,
+    /// Recomputed root over all entries.
+    pub root: Option<merkle::Hash>,
+    /// Whether a trusted checkpoint was given and found consistent.
+    pub trusted_consistent: Option<bool>,
+    /// Everything that failed.
+    pub failures: Vec<Failure>,
+    /// Failures beyond [`MAX_FAILURES`], counted only.
+    pub more_failures: u64,
+}
+
+impl VerifyReport {
+    /// True when everything holds.
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty() && self.more_failures == 0
+    }
+
+    fn fail(
+        &mut self,
+        object: impl Into<String>,
+        entries: Option<Range<u64>>,
+        problem: impl Into<String>,
+    ) {
+        if self.failures.len() < MAX_FAILURES {
+            self.failures.push(Failure {
+                object: object.into(),
+                entries,
+                problem: problem.into(),
+            });
+        } else {
+            self.more_failures += 1;
+        }
+    }
+}
+
+/// Checks a size/root claim when the recomputed tree reaches its size.
+struct Claim {
+    object: String,
+    checkpoint: Checkpoint,
+    matched: Option<bool>,
+}
+
+/// Verifies the whole log. `trusted` is the text of a checkpoint saved earlier (and the name to
+/// report it by). Store I/O errors other than "not found" are returned as `Err`: the log could
+/// not be read, so nothing is claimed either way.
+pub async fn verify_log(
+    reader: &LogReader,
+    trusted: Option<(&str, &[u8])>,
+) -> Result<VerifyReport, LedgerError> {
+    let mut report = VerifyReport::default();
+    let key = reader.verifier().clone();
+
+    // Claims to check against the recomputed tree at their size.
+    let mut claims: Vec<Claim> = Vec::new();
+    let hint_key = reader.latest_hint_key().to_string();
+    if let Some(raw) = reader.get_opt(&reader.latest_hint_key()).await? {
+        match key.verify_checkpoint(&raw) {
+            Ok(cp) => claims.push(Claim {
+                object: hint_key,
+                checkpoint: cp,
+                matched: None,
+            }),
+            Err(e) => report.fail(hint_key, None, e.to_string()),
+        }
+    }
+    let mut trusted_idx = None;
+    if let Some((name, text)) = trusted {
+        match key.verify_checkpoint(text) {
+            Ok(cp) => {
+                trusted_idx = Some(claims.len());
+                claims.push(Claim {
+                    object: format!("trusted checkpoint {name}"),
+                    checkpoint: cp,
+                    matched: None,
+                });
+            }
+            Err(e) => report.fail(format!("trusted checkpoint {name}"), None, e.to_string()),
+        }
+    }
+    let tail_key = reader.tail_hint_key().to_string();
+    let mut tail_hint = None;
+    if let Some(raw) = reader.get_opt(&reader.tail_hint_key()).await? {
+        match parse_tail_hint(&raw) {
+            Some(t) => tail_hint = Some((t, false)),
+            None => report.fail(tail_key.clone(), None, "malformed tail hint"),
+        }
+    }
+
+    let mut tree = CompactTree::new();
+    let mut pos = 0u64;
+    let mut last_signed = 0u64; // newest size with a checkpoint matching the log
+    let mut unsigned_from_key: Option<String> = None;
+    loop {
+        let bkey = reader.batch_key(pos);
+        let bkey_s = bkey.to_string();
+        let Some(raw) = reader.get_opt(&bkey).await? else {
+            break;
+        };
+        report.batches += 1;
+        report.bytes += raw.len() as u64;
+        if let Some(((f, h), seen)) = &mut tail_hint {
+            if *f == pos {
+                *seen = true;
+                if digest(&SHA256, &raw).as_ref() != h.as_slice() {
+                    report.fail(
+                        tail_key.clone(),
+                        None,
+                        format!("hash does not match batch {bkey_s}"),
+                    );
+                }
+            }
+        }
+        let batch = match Batch::decode(&raw) {
+            Ok(b) => b,
+            Err(reason) => {
+                report.fail(
+                    bkey_s,
+                    Some(pos..pos + 1),
+                    format!("{reason}; cannot read further"),
+                );
+                break;
+            }
+        };
+        if batch.first_index != pos {
+            report.fail(
+                bkey_s,
+                Some(pos..pos + 1),
+                format!(
+                    "batch claims first index {} but is stored at index {pos}; cannot read further",
+                    batch.first_index
+                ),
+            );
+            break;
+        }
+        let end = batch.end();
+        if batch.frontier != tree.nodes() {
+            report.fail(
+                bkey_s.clone(),
+                Some(pos..end),
+                "stored frontier does not match the tree recomputed from the entries before this batch \
+                 (earlier entries changed, or this batch was rewritten)",
+            );
+        }
+        for r in &batch.records {
+            tree.push(merkle::leaf_hash(r));
+            let size = tree.size();
+            for c in claims.iter_mut().filter(|c| c.checkpoint.size == size) {
+                c.matched = Some(c.checkpoint.root == tree.root());
+            }
+        }
+        report.entries = end;
+        if unsigned_from_key.is_none() {
+            unsigned_from_key = Some(bkey_s.clone());
+        }
+        let ckey = reader.checkpoint_key(end);
+        let ckey_s = ckey.to_string();
+        if let Some(craw) = reader.get_opt(&ckey).await? {
+            report.checkpoints_checked += 1;
+            match key.verify_checkpoint(&craw) {
+                Err(e) => report.fail(ckey_s, Some(last_signed..end), e.to_string()),
+                Ok(cp) if cp.size != end => {
+                    report.fail(ckey_s, Some(last_signed..end), format!("checkpoint stored for size {end} says size {}", cp.size))
+                }
+                Ok(cp) if cp.root != tree.root() => report.fail(
+                    ckey_s,
+                    Some(last_signed..end),
+                    format!(
+                        "signed root does not match the entries: entries changed, removed, added or reordered in batch \
+                         objects {} .. {bkey_s} since this checkpoint was signed",
+                        unsigned_from_key.as_deref().unwrap_or(&bkey_s)
+                    ),
+                ),
+                Ok(_) => {
+                    last_signed = end;
+                    unsigned_from_key = None;
+                }
+            }
+        }
+        pos = end;
+    }
+    report.root = (pos > 0).then(|| tree.root());
+    report.verified_size = last_signed;
+
+    if last_signed < pos {
+        report.fail(
+            unsigned_from_key.unwrap_or_else(|| reader.batch_key(last_signed).to_string()),
+            Some(last_signed..pos),
+            "entries not covered by any valid signed checkpoint (an interrupted commit not yet completed, or \
+             entries added without the key)",
+        );
+    }
+    // Anything stored beyond the end means entries went missing.
+    let mut after = reader
+        .store()
+        .list_with_offset(Some(&reader.batches_prefix()), &reader.batch_key(pos));
+    if let Some(meta) = after
+        .try_next()
+        .await
+        .map_err(|source| LedgerError::Store {
+            op: "list",
+            key: reader.batches_prefix().to_string(),
+            source,
+        })?
+    {
+        report.fail(
+            reader.batch_key(pos).to_string(),
+            Some(pos..pos + 1),
+            format!(
+                "batch object missing, but later batch {} exists: entries from {pos} were deleted",
+                meta.location
+            ),
+        );
+    }
+    let mut after = reader.store().list_with_offset(
+        Some(&reader.checkpoints_prefix()),
+        &reader.checkpoint_key(pos),
+    );
+    if let Some(meta) = after
+        .try_next()
+        .await
+        .map_err(|source| LedgerError::Store {
+            op: "list",
+            key: reader.checkpoints_prefix().to_string(),
+            source,
+        })?
+    {
+        report.fail(
+            meta.location.to_string(),
+            None,
+            format!(
+                "checkpoint exists beyond the log's {pos} entries: the newest entries were deleted"
+            ),
+        );
+    }
+    for (i, c) in claims.iter().enumerate() {
+        let n = c.checkpoint.size;
+        let ok = match c.matched {
+            Some(true) => true,
+            Some(false) => {
+                report.fail(
+                    c.object.clone(),
+                    Some(0..n),
+                    format!(
+                        "root at size {n} does not match the log: the first {n} entries were changed, removed or \
+                         reordered since this checkpoint"
+                    ),
+                );
+                false
+            }
+            None if n == 0 => true,
+            None => {
+                report.fail(
+                    c.object.clone(),
+                    Some(pos..n),
+                    format!("checkpoint covers {n} entries but the log has {pos}: entries {pos}..{n} are missing"),
+                );
+                false
+            }
+        };
+        if Some(i) == trusted_idx {
+            report.trusted_consistent = Some(ok);
+        }
+    }
+    if let Some(((f, _), false)) = tail_hint {
+        report.fail(
+            tail_key,
+            Some(f..f + 1),
+            format!("tail hint names batch {f}, which is not in the log"),
+        );
+    }
+    Ok(report)
+}
