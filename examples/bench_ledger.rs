@@ -20,8 +20,7 @@ use object_store::ObjectStore;
 const CALLERS: usize = 64;
 
 fn record(i: u64) -> Record {
-    let t = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap()
-        + chrono::Duration::milliseconds(i as i64);
+    let t = Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap() + chrono::Duration::milliseconds(i as i64);
     Record::new(
         t,
         "bench@host",
@@ -46,16 +45,9 @@ fn record(i: u64) -> Record {
     )
 }
 
-async fn run(
-    name: &str,
-    store: Arc<dyn ObjectStore>,
-    records: u64,
-    local_root: Option<&std::path::Path>,
-) {
+async fn run(name: &str, store: Arc<dyn ObjectStore>, records: u64, local_root: Option<&std::path::Path>) {
     let key = SigningKey::generate("bench/ledger").unwrap();
-    let ledger = Ledger::open(store.clone(), LedgerConfig::default(), key)
-        .await
-        .unwrap();
+    let ledger = Ledger::open(store.clone(), LedgerConfig::default(), key).await.unwrap();
     let per = records / CALLERS as u64;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -73,11 +65,7 @@ async fn run(
     let secs = started.elapsed().as_secs_f64();
     let total = per * CALLERS as u64;
     let reader = ledger.reader().clone();
-    let batches: Vec<_> = store
-        .list(Some(&Path::from("ledger/batches")))
-        .try_collect()
-        .await
-        .unwrap();
+    let batches: Vec<_> = store.list(Some(&Path::from("ledger/batches"))).try_collect().await.unwrap();
     println!(
         "[{name}] append: {total} records, {CALLERS} callers, {:.2} s, {:.0} appends/s, {} batch objects (mean {:.1} records/batch)",
         secs,
@@ -100,31 +88,25 @@ async fn run(
         mb / secs
     );
     if let Some(root) = local_root {
-        let files: Vec<_> = batches
-            .iter()
-            .map(|m| root.join(m.location.as_ref()))
-            .collect();
+        let files: Vec<_> = batches.iter().map(|m| root.join(m.location.as_ref())).collect();
         let started = Instant::now();
         let mut n = 0;
         for chunk in files.chunks(2000) {
-            let out = std::process::Command::new("sha256sum")
-                .args(chunk)
-                .output()
-                .expect("sha256sum");
+            let out = std::process::Command::new("sha256sum").args(chunk).output().expect("sha256sum");
             assert!(out.status.success());
             n += chunk.len();
         }
         let secs = started.elapsed().as_secs_f64();
-        println!("[{name}] sha256sum over the same {n} batch files ({mb:.1} MB): {secs:.3} s, {:.1} MB/s", mb / secs);
+        println!(
+            "[{name}] sha256sum over the same {n} batch files ({mb:.1} MB): {secs:.3} s, {:.1} MB/s",
+            mb / secs
+        );
     }
 }
 
 #[tokio::main]
 async fn main() {
-    let records: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64_000);
+    let records: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(64_000);
     let dir = tempfile::tempdir().unwrap();
     let local = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
     run("local", Arc::new(local), records, Some(dir.path())).await;
@@ -133,9 +115,7 @@ async fn main() {
             .with_endpoint(endpoint)
             .with_allow_http(true)
             .with_region("us-east-1")
-            .with_bucket_name(
-                std::env::var("LETHE_TEST_S3_BUCKET").unwrap_or_else(|_| "lethe-test".into()),
-            )
+            .with_bucket_name(std::env::var("LETHE_TEST_S3_BUCKET").unwrap_or_else(|_| "lethe-test".into()))
             .with_access_key_id(std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_default())
             .with_secret_access_key(std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_default())
             .build()

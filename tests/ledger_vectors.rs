@@ -33,10 +33,7 @@ const ROOTS: [&str; 9] = [
 ];
 
 fn leaves() -> Vec<Hash> {
-    ENTRIES
-        .iter()
-        .map(|e| merkle::leaf_hash(&hex::decode(e).unwrap()))
-        .collect()
+    ENTRIES.iter().map(|e| merkle::leaf_hash(&hex::decode(e).unwrap())).collect()
 }
 
 #[test]
@@ -84,9 +81,7 @@ fn transparency_dev_inclusion_vectors() {
         let size = v["treeSize"].as_u64().unwrap();
         let want_err = v["wantErr"].as_bool().unwrap();
         let res = match (h(&v["leafHash"]), h(&v["root"]), proof(&v["proof"])) {
-            (Some(leaf), Some(root), Some(p)) => {
-                merkle::verify_inclusion(idx, size, &leaf, &p, &root).is_ok()
-            }
+            (Some(leaf), Some(root), Some(p)) => merkle::verify_inclusion(idx, size, &leaf, &p, &root).is_ok(),
             _ => false,
         };
         assert_eq!(res, !want_err, "{}", f.display());
@@ -107,9 +102,7 @@ fn transparency_dev_consistency_vectors() {
         let s2 = v["size2"].as_u64().unwrap();
         let want_err = v["wantErr"].as_bool().unwrap();
         let res = match (h(&v["root1"]), h(&v["root2"]), proof(&v["proof"])) {
-            (Some(r1), Some(r2), Some(p)) => {
-                merkle::verify_consistency(s1, s2, &r1, &r2, &p).is_ok()
-            }
+            (Some(r1), Some(r2), Some(p)) => merkle::verify_consistency(s1, s2, &r1, &r2, &p).is_ok(),
             _ => false,
         };
         assert_eq!(res, !want_err, "{}", f.display());

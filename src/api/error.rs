@@ -7,8 +7,8 @@
 
 use tonic::{Code, Status};
 
-use super::ports::LedgerError;
 use crate::crypto::KeyError;
+use crate::ledger::LedgerError;
 use crate::store::StoreError;
 
 /// Why a call failed.
@@ -18,15 +18,7 @@ pub enum ApiError {
     /// No bearer token, a malformed one, or an unknown one.
     #[error("{0}")]
     Unauthenticated(&'static str),
-    /// The principal lacks the role the call needs.
-    #[error("principal {principal} does not hold the {role} role")]
-    MissingRole {
-        /// Who.
-        principal: String,
-        /// The role needed.
-        role: &'static str,
-    },
-    /// The access policy denied the search (recorded in the ledger).
+    /// The access policy denied the call (searches: recorded in the ledger).
     #[error("denied by rule {rule}: {reason}")]
     Denied {
         /// The deciding rule.
@@ -61,18 +53,11 @@ impl ApiError {
     pub fn into_status(self) -> Status {
         let (code, msg) = match &self {
             ApiError::Unauthenticated(m) => (Code::Unauthenticated, (*m).to_string()),
-            ApiError::MissingRole { .. } => (Code::PermissionDenied, self.to_string()),
             ApiError::Denied { .. } => (Code::PermissionDenied, self.to_string()),
             ApiError::InvalidArgument { .. } => (Code::InvalidArgument, self.to_string()),
             ApiError::MessageTooLarge(_) => (Code::ResourceExhausted, self.to_string()),
             ApiError::Stream(m) => (Code::Cancelled, m.clone()),
-            ApiError::Ledger(e) => match e {
-                LedgerError::Unavailable(_) => (
-                    Code::Unavailable,
-                    "the ledger is unavailable; nothing was returned or acknowledged".to_string(),
-                ),
-                LedgerError::Internal(_) => (Code::Internal, "ledger error; nothing was returned or acknowledged".to_string()),
-            },
+            ApiError::Ledger(e) => ledger_status(e),
             ApiError::Store(e) => store_status(e),
         };
         // Details (object names, backend messages) go to the log, not to the client.
@@ -81,6 +66,30 @@ impl ApiError {
             _ => tracing::debug!(error = %self, code = ?code, "call refused"),
         }
         Status::new(code, msg)
+    }
+}
+
+/// No record, no data: whatever kept the record from the ledger, the call returns nothing and
+/// the client may retry. A damaged log is INTERNAL (an operator must run `lethe ledger verify`).
+fn ledger_status(e: &LedgerError) -> (Code, String) {
+    let unavailable = || {
+        (
+            Code::Unavailable,
+            "the ledger could not record this call; nothing was returned or acknowledged".to_string(),
+        )
+    };
+    let internal = || (Code::Internal, "ledger error; nothing was returned or acknowledged".to_string());
+    match e {
+        LedgerError::Store { .. } | LedgerError::Closed | LedgerError::Output(_) => unavailable(),
+        LedgerError::CommitFailed { source } => ledger_status(source),
+        LedgerError::Corrupt { .. }
+        | LedgerError::Checkpoint { .. }
+        | LedgerError::NoCheckpoint
+        | LedgerError::OutOfRange { .. }
+        | LedgerError::Record { .. }
+        | LedgerError::Key { .. }
+        | LedgerError::SecretFile(_)
+        | LedgerError::TrustedFile { .. } => internal(),
     }
 }
 

@@ -6,8 +6,9 @@ use chrono::{Duration, NaiveDate};
 use futures::stream::{self, StreamExt};
 use ring::rand::{SecureRandom, SystemRandom};
 
-use super::ports::{IngestCommit, LedgerRecord, Principal};
-use super::{convert, merkle, proto, ApiError, ApiState};
+use super::ports::{IngestCommit, Principal, RecordBody};
+use super::{convert, proto, ApiError, ApiState};
+use crate::ledger::merkle;
 use crate::model::{PlateRead, ReadLimits};
 use crate::store::{PutOutcome, StoreError, StoredRead};
 
@@ -34,7 +35,12 @@ fn field_and_reason(msg: &str) -> (&str, &str) {
 
 /// Ingests one batch; returns its acknowledgement only after every accepted read is durable and
 /// the batch's ingest-commit records are in the ledger. On error, nothing of the batch is
-/// acknowledged, and its reads with server-assigned ids are deleted again (best effort).
+/// acknowledged, and what it newly stored is deleted again (best effort; a leftover is found as
+/// a duplicate by the retry, or expires with retention).
+///
+/// An ingest commit covers the reads the batch newly stored; a DUPLICATE was committed by the
+/// call that stored it, so a day's commits add up to the reads it holds. Known limit: two
+/// concurrent calls with the same read id can see each other's uncommitted read as a duplicate.
 pub async fn ingest_batch(state: &ApiState, principal: &Principal, req: proto::IngestRequest) -> Result<proto::IngestResponse, ApiError> {
     let now = state.clock.now();
     let limits = ReadLimits {
@@ -73,25 +79,22 @@ pub async fn ingest_batch(state: &ApiState, principal: &Principal, req: proto::I
         .await;
 
     let mut failure: Option<StoreError> = None;
-    let mut rollback: Vec<StoredRead> = Vec::new();
-    let mut days: BTreeMap<NaiveDate, (Vec<Vec<u8>>, u64)> = BTreeMap::new();
+    let mut rollback: Vec<(StoredRead, bool)> = Vec::new();
+    // Per capture day, the newly stored objects: (object key, ciphertext SHA-256).
+    let mut days: BTreeMap<NaiveDate, Vec<(String, [u8; 32])>> = BTreeMap::new();
     let (mut stored, mut duplicates) = (0u32, 0u32);
     for (i, read, idempotent, r) in outcomes {
         match r {
             Ok(PutOutcome::Stored(s)) => {
                 stored += 1;
-                let day = days.entry(read.day()).or_default();
-                day.0.push(merkle::leaf(&s.key.to_string(), &s.ciphertext_sha256));
-                day.1 += 1;
+                days.entry(read.day()).or_default().push((s.key.to_string(), s.ciphertext_sha256));
                 results[i] = Some(done(i, read.read_id, proto::ReadStatus::Stored));
-                if !idempotent {
-                    rollback.push(s);
-                }
+                rollback.push((s, idempotent));
             }
-            Ok(PutOutcome::Duplicate(s)) => {
+            // Stored and committed by an earlier call: not counted again, so that a day's ingest
+            // commits add up to the reads it holds (the sweeper reconciles against them).
+            Ok(PutOutcome::Duplicate(_)) => {
                 duplicates += 1;
-                let day = days.entry(read.day()).or_default();
-                day.0.push(merkle::leaf(&s.key.to_string(), &s.ciphertext_sha256));
                 results[i] = Some(done(i, read.read_id, proto::ReadStatus::Duplicate));
             }
             Err(StoreError::IdConflict) => {
@@ -110,16 +113,17 @@ pub async fn ingest_batch(state: &ApiState, principal: &Principal, req: proto::I
     }
 
     let mut ledger_entries = Vec::with_capacity(days.len());
-    for (day, (mut leaves, newly)) in days {
-        leaves.sort();
+    for (day, mut objects) in days {
+        objects.sort();
+        let leaves: Vec<merkle::Hash> = objects.iter().map(|(k, ct)| merkle::leaf_hash(&leaf(k, ct))).collect();
         let commit = IngestCommit {
             day,
-            count: leaves.len() as u64,
-            stored: newly,
-            merkle_root: hex::encode(merkle::root(&leaves)),
-            principal: principal.id.clone(),
+            count: objects.len() as u64,
+            merkle_root: merkle::root_of(&leaves),
+            first_key: objects.first().map(|o| o.0.clone()).unwrap_or_default(),
+            last_key: objects.last().map(|o| o.0.clone()).unwrap_or_default(),
         };
-        match state.ledger.append(LedgerRecord::IngestCommit(commit)).await {
+        match state.ledger.append(RecordBody::IngestCommit(commit)).await {
             Ok(seq) => ledger_entries.push(seq),
             Err(e) => {
                 undo(state, rollback).await;
@@ -140,6 +144,15 @@ pub async fn ingest_batch(state: &ApiState, principal: &Principal, req: proto::I
     })
 }
 
+/// The Merkle leaf of one stored object: `object key ‖ 0x00 ‖ SHA-256 of the ciphertext`.
+pub fn leaf(object_key: &str, ciphertext_sha256: &[u8; 32]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(object_key.len() + 33);
+    v.extend_from_slice(object_key.as_bytes());
+    v.push(0);
+    v.extend_from_slice(ciphertext_sha256);
+    v
+}
+
 fn done(index: usize, read_id: String, status: proto::ReadStatus) -> proto::ReadResult {
     proto::ReadResult {
         index: index as u32,
@@ -150,12 +163,20 @@ fn done(index: usize, read_id: String, status: proto::ReadStatus) -> proto::Read
     }
 }
 
-/// Deletes objects of a failed batch that nobody else can refer to (server-assigned ids).
-async fn undo(state: &ApiState, stored: Vec<StoredRead>) {
+/// Deletes what a failed batch newly stored (objects, and idempotency markers of client ids), so
+/// that a retry stores and commits them afresh rather than finding uncommitted duplicates.
+async fn undo(state: &ApiState, stored: Vec<(StoredRead, bool)>) {
     if stored.is_empty() {
         return;
     }
-    let report = state.reads.delete_paths(stored.iter().map(|s| s.key.path()).collect()).await;
+    let mut paths = Vec::with_capacity(stored.len() * 2);
+    for (s, idempotent) in &stored {
+        paths.push(s.key.path());
+        if *idempotent {
+            paths.push(s.key.marker_path());
+        }
+    }
+    let report = state.reads.delete_paths(paths).await;
     if !report.failed.is_empty() {
         tracing::warn!(
             failed = report.failed.len(),

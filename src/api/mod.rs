@@ -6,8 +6,7 @@
 //! - **Ingest**: a read is acknowledged (STORED or DUPLICATE) only once its encrypted object is
 //!   durable *and* its batch's ingest-commit record (day, count, Merkle root of object keys and
 //!   ciphertext hashes) is durable in the ledger. A rejected read stores nothing. If a batch
-//!   fails, the reads of it that got server-assigned ids are deleted again; reads with client ids
-//!   are left for the client's retry, which finds them as duplicates and commits them.
+//!   fails (store or ledger), nothing of it is acknowledged and what it stored is deleted again.
 //! - **Search**: every attempt that names a valid plate, allowed or denied, writes an access
 //!   record (who, why, the plate sealed under the audit key with its blind value, window,
 //!   decision, rule, and a receipt of the read ids returned) *before* the first message is sent.
@@ -19,14 +18,11 @@
 //!
 //! Layout: [`server`] (tonic wiring, health, reflection, shutdown), [`ingest`], [`search`],
 //! [`error`] (the one mapping to `tonic::Status`), [`ports`] (what the API needs from
-//! authentication, policy and the ledger), [`interim`] (stand-ins for those until the `policy/` and
-//! `ledger/` modules are wired in), [`convert`], [`merkle`], [`proto`] (generated).
+//! authentication, policy and the ledger), [`convert`], [`proto`] (generated).
 
 pub mod convert;
 pub mod error;
 pub mod ingest;
-pub mod interim;
-pub mod merkle;
 pub mod ports;
 pub mod proto;
 pub mod search;
@@ -37,7 +33,9 @@ use std::sync::Arc;
 use tonic::metadata::MetadataMap;
 
 pub use error::ApiError;
-pub use ports::{AccessRecord, AuditLedger, Authenticator, Decision, IngestCommit, LedgerRecord, Principal, Role, SearchPolicy};
+pub use ports::{AccessControl, AuditLedger, Authenticator, LedgerWriter};
+
+use ports::{Action, Principal, RequestContext};
 
 use crate::clock::SharedClock;
 use crate::config::ServerConfig;
@@ -95,8 +93,8 @@ pub struct ApiState {
     pub reads: ReadStore,
     /// Bearer token → principal.
     pub auth: Arc<dyn Authenticator>,
-    /// The access policy for searches.
-    pub policy: Arc<dyn SearchPolicy>,
+    /// The access policy (Cedar).
+    pub policy: Arc<dyn AccessControl>,
     /// The ledger (ingest commits, access records).
     pub ledger: Arc<dyn AuditLedger>,
     /// Seals searched plates in access records.
@@ -110,13 +108,15 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// The principal behind the call's bearer token, holding `role`.
-    pub fn principal(&self, md: &MetadataMap, role: Role) -> Result<Principal, ApiError> {
+    /// The principal behind the call's bearer token, if the access policy lets it do `action`
+    /// (which needs no purpose or case number: ingest, audit, admin).
+    pub fn principal(&self, md: &MetadataMap, action: Action) -> Result<Principal, ApiError> {
         let p = self.authenticate(md)?;
-        if !p.has(role) {
-            return Err(ApiError::MissingRole {
-                principal: p.id,
-                role: role.as_str(),
+        let d = self.policy.authorize(&p, action, &RequestContext::none());
+        if !d.allowed {
+            return Err(ApiError::Denied {
+                rule: d.rule,
+                reason: d.reason,
             });
         }
         Ok(p)

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 
-use super::ports::{AccessRecord, Decision, LedgerRecord, Principal, Receipt, Role, SearchContext};
+use super::ports::{Access, Action, LedgerDecision, Principal, Receipt, RecordBody, RequestContext};
 use super::{convert, proto, sha256, ApiError, ApiState};
 use crate::model::plate;
 use crate::store::{FindQuery, Found};
@@ -67,57 +67,42 @@ pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchR
     let from = asked_from.map_or(cutoff, |f| f.max(cutoff));
     let to = asked_to.map_or(latest, |t| t.min(latest));
 
-    let ctx = SearchContext {
-        purpose: purpose.clone(),
-        case_number: case_number.clone(),
-        from,
-        to,
-        folded: req.folded,
-    };
-    let decision = if principal.has(Role::Search) {
-        state.policy.authorize_search(principal, &ctx)
-    } else {
-        Decision {
-            allowed: false,
-            rule: "role-search".into(),
-            reason: format!("principal {} does not hold the search role", principal.id),
-        }
-    };
-    let mut record = AccessRecord {
+    let ctx = RequestContext::search(purpose.clone(), (!case_number.is_empty()).then_some(case_number.as_str()));
+    let decision = state.policy.authorize(principal, Action::Search, &ctx);
+    // What was asked beyond plate and window goes into the record's reason.
+    let mut asked = Vec::new();
+    if req.folded {
+        asked.push("OCR-folded".to_string());
+    }
+    if let Some(c) = &camera_id {
+        asked.push(format!("camera {c}"));
+    }
+    let mut record = Access {
         principal: principal.id.clone(),
         agency: principal.agency.clone(),
         jurisdiction: principal.jurisdiction.clone(),
         purpose,
-        case_number,
+        case_number: (!case_number.is_empty()).then_some(case_number),
         plate_ciphertext: state.audit_key.seal_plate(&plate),
         plate_blind: state.audit_key.blind(&plate),
-        from,
-        to,
-        folded: req.folded,
-        camera_id: camera_id.clone(),
-        allowed: decision.allowed,
-        rule: decision.rule.clone(),
-        reason: decision.reason.clone(),
-        receipt: Receipt {
-            count: 0,
-            read_id_hashes: Vec::new(),
+        window_from: from,
+        window_to: to,
+        decision: if decision.allowed {
+            LedgerDecision::Allow
+        } else {
+            LedgerDecision::Deny
         },
-        truncated: false,
+        rule: decision.rule.clone(),
+        reason: with_query(&decision.reason, &asked),
+        receipt: Receipt::default(),
     };
 
     if !decision.allowed {
-        let seq = state.ledger.append(LedgerRecord::Access(Box::new(record))).await?;
+        let seq = state.ledger.append(RecordBody::Access(record)).await?;
         tracing::info!(principal = %principal.id, rule = %decision.rule, access_entry = seq, "search denied");
-        return Err(if principal.has(Role::Search) {
-            ApiError::Denied {
-                rule: decision.rule,
-                reason: decision.reason,
-            }
-        } else {
-            ApiError::MissingRole {
-                principal: principal.id.clone(),
-                role: Role::Search.as_str(),
-            }
+        return Err(ApiError::Denied {
+            rule: decision.rule,
+            reason: decision.reason,
         });
     }
 
@@ -139,7 +124,7 @@ pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchR
                 Err(e) => {
                     // Still an attempt on the record; if even that fails, the error stands.
                     record.reason = format!("{} (the search failed before any result was sent)", record.reason);
-                    let _ = state.ledger.append(LedgerRecord::Access(Box::new(record))).await;
+                    let _ = state.ledger.append(RecordBody::Access(record)).await;
                     return Err(e.into());
                 }
             };
@@ -158,10 +143,13 @@ pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchR
     }
     record.receipt = Receipt {
         count: found.len() as u64,
-        read_id_hashes: found.iter().map(|f| hex::encode(sha256(f.read.read_id.as_bytes()))).collect(),
+        read_id_hashes: found.iter().map(|f| sha256(f.read.read_id.as_bytes())).collect(),
     };
-    record.truncated = truncated;
-    let access_entry = state.ledger.append(LedgerRecord::Access(Box::new(record))).await?;
+    if truncated {
+        asked.push(format!("results capped at {}", found.len()));
+        record.reason = with_query(&decision.reason, &asked);
+    }
+    let access_entry = state.ledger.append(RecordBody::Access(record)).await?;
     tracing::info!(principal = %principal.id, rule = %decision.rule, count = found.len(), truncated, access_entry, "search allowed");
 
     let header = proto::SearchHeader {
@@ -180,4 +168,12 @@ pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchR
         })
         .collect();
     Ok(SearchOutcome { header, results })
+}
+
+fn with_query(reason: &str, asked: &[String]) -> String {
+    if asked.is_empty() {
+        reason.to_string()
+    } else {
+        format!("{reason} [{}]", asked.join("; "))
+    }
 }

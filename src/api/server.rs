@@ -12,7 +12,7 @@ use tonic::codegen::Service;
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::ports::Role;
+use super::ports::Action;
 use super::proto::ingest_server::{Ingest, IngestServer};
 use super::proto::search_server::{Search, SearchServer};
 use super::{ingest, proto, search, ApiState};
@@ -47,7 +47,7 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 #[tonic::async_trait]
 impl Ingest for ApiService {
     async fn ingest_batch(&self, request: Request<proto::IngestRequest>) -> Result<Response<proto::IngestResponse>, Status> {
-        let principal = self.state.principal(request.metadata(), Role::Ingest)?;
+        let principal = self.state.principal(request.metadata(), Action::Ingest)?;
         let ack = ingest::ingest_batch(&self.state, &principal, request.into_inner()).await?;
         Ok(Response::new(ack))
     }
@@ -55,7 +55,7 @@ impl Ingest for ApiService {
     type IngestStreamStream = BoxStream<proto::IngestResponse>;
 
     async fn ingest_stream(&self, request: Request<Streaming<proto::IngestRequest>>) -> Result<Response<Self::IngestStreamStream>, Status> {
-        let principal = self.state.principal(request.metadata(), Role::Ingest)?;
+        let principal = self.state.principal(request.metadata(), Action::Ingest)?;
         let mut inbound = request.into_inner();
         let state = self.state.clone();
         // One batch at a time per stream, acknowledged in order; concurrency comes from many
@@ -94,8 +94,8 @@ impl Search for ApiService {
     type SearchStream = BoxStream<proto::SearchResponse>;
 
     async fn search(&self, request: Request<proto::SearchRequest>) -> Result<Response<Self::SearchStream>, Status> {
-        // Any authenticated principal reaches the decision, so that a search by one without the
-        // search role is on the ledger too.
+        // Any authenticated principal reaches the policy decision, so that a search by one
+        // without the search role is on the ledger too.
         let principal = self.state.authenticate(request.metadata())?;
         let out = search::search(&self.state, &principal, request.into_inner()).await?;
         let header = proto::SearchResponse {

@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-use crate::api::interim::parse_token_file;
 use crate::config::Config;
+use crate::policy::token_for;
 
 /// Connection arguments of every client command.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,13 +31,9 @@ impl ClientArgs {
         if let Some(id) = &self.as_principal {
             let cfg = Config::load(config)?;
             let path = cfg.keys.dev_tokens_path();
-            let bytes = crate::secret_file::read_secret(&path, "development token file")
-                .with_context(|| format!("--as {id}: the development token file is written by `lethe serve` on first start"))?;
-            let tokens = parse_token_file(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            return tokens
-                .get(id)
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("--as {id}: no such principal in {}", path.display()));
+            let token = token_for(id, &path)
+                .with_context(|| format!("--as {id} (the development token file is written by `lethe serve` on first start)"))?;
+            return Ok(token.expose().to_string());
         }
         match &self.token {
             Some(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::context::Context;
-use crate::api::interim::{CaliforniaRule, DevPrincipals, StoreLedger};
-use crate::api::{server, ApiLimits, ApiState};
-use crate::clock::SystemClock;
+use crate::api::{server, ApiLimits, ApiState, LedgerWriter};
+use crate::clock::{SharedClock, SystemClock};
 use crate::crypto::AuditKey;
-use crate::policy::Retention;
+use crate::ledger::{Ledger, LedgerConfig, SigningKey};
+use crate::policy::{ensure_dev_tokens, PolicySet};
 
 /// `lethe serve` arguments.
 #[derive(Debug, clap::Args)]
@@ -41,34 +41,52 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The API state for an opened context: dev principals (token file created on first start),
-/// the California access rule, the ledger, the audit key, the retention policy.
+/// The API state for an opened context: the policy folder (retention, principals, Cedar rules,
+/// validated: a policy that does not validate stops the server), development tokens for
+/// principals without a registry token hash (the file is created on first start, mode 0600), the
+/// ledger (signing key created on first start, public key written beside it), the audit key.
 pub async fn state(ctx: &Context) -> anyhow::Result<ApiState> {
     let keys = &ctx.config.keys;
+    let policies = PolicySet::load(&ctx.config.policies_dir())?;
     let tokens_path = keys.dev_tokens_path();
-    let (auth, created) = if keys.create_missing || tokens_path.exists() {
-        DevPrincipals::load_or_create(&tokens_path).context("development token file")?
+    let dev = if keys.create_missing {
+        Some(ensure_dev_tokens(&policies.principals, &tokens_path)?)
+    } else if tokens_path.exists() {
+        Some(crate::policy::tokens::read_dev_tokens(&tokens_path)?)
     } else {
-        anyhow::bail!(
-            "no development token file at {} and keys.create_missing is false",
-            tokens_path.display()
-        );
+        None
     };
-    if created {
-        // The path only: tokens are never logged.
-        tracing::info!(path = %tokens_path.display(), "wrote development tokens for the example principals (mode 0600)");
+    let auth = policies.authenticator(dev.as_ref());
+    if auth.is_empty() {
+        anyhow::bail!("no principal can authenticate: set token_sha256 in principals.toml, or let lethe create development tokens (keys.create_missing)");
     }
     let audit_key = AuditKey::load(&keys.audit_key_path(), keys.create_missing).context("keys: audit key")?;
-    let retention = Retention::load(&ctx.config.policies_dir())?;
-    let ledger = StoreLedger::new(ctx.object_store.clone(), &format!("{}-interim", ctx.config.ledger.prefix));
+    let (signer, created) = SigningKey::load_or_create(&keys.ledger_signing_key_path(), &ctx.config.ledger.origin)?;
+    let pub_path = keys.ledger_public_key_path();
+    if created || !pub_path.exists() {
+        std::fs::write(&pub_path, format!("{}\n", signer.verifier()))
+            .with_context(|| format!("cannot write the ledger public key {}", pub_path.display()))?;
+    }
+    let clock: SharedClock = Arc::new(SystemClock);
+    let ledger = Ledger::open(
+        ctx.object_store.clone(),
+        LedgerConfig {
+            prefix: object_store::path::Path::from(ctx.config.ledger.prefix.as_str()),
+            ..LedgerConfig::default()
+        },
+        signer,
+    )
+    .await?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    tracing::info!(policy_hash = %policies.hash, principals = auth.len(), "policies loaded");
     Ok(ApiState {
         reads: ctx.reads.clone(),
         auth: Arc::new(auth),
-        policy: Arc::new(CaliforniaRule),
-        ledger: Arc::new(ledger),
+        policy: Arc::new(policies.access),
+        ledger: Arc::new(LedgerWriter::new(ledger, clock.clone(), format!("serve@{host}"))),
         audit_key,
-        retention,
-        clock: Arc::new(SystemClock),
+        retention: policies.retention,
+        clock,
         limits: ApiLimits::from_config(&ctx.config.server),
     })
 }

@@ -9,8 +9,6 @@
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-
 use super::envelope::{self, EnvelopeError, SymmetricKey};
 use crate::secret_file::{self, SecretFileError};
 
@@ -73,25 +71,22 @@ impl AuditKey {
         &self.id
     }
 
-    /// Seals a canonical plate; base64 of the envelope.
-    pub fn seal_plate(&self, canonical_plate: &str) -> String {
-        let sealed = envelope::seal(&self.key, &self.id, PLATE_CONTEXT, canonical_plate.as_bytes());
-        base64::engine::general_purpose::STANDARD.encode(sealed)
+    /// Seals a canonical plate: an envelope (fresh nonce each time) under the audit key.
+    pub fn seal_plate(&self, canonical_plate: &str) -> Vec<u8> {
+        envelope::seal(&self.key, &self.id, PLATE_CONTEXT, canonical_plate.as_bytes())
     }
 
     /// Opens [`AuditKey::seal_plate`]'s output (auditors).
-    pub fn open_plate(&self, sealed_b64: &str) -> Result<String, EnvelopeError> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(sealed_b64)
-            .map_err(|_| EnvelopeError::Malformed("not base64"))?;
-        let header = envelope::parse_header(&bytes)?;
-        let plain = envelope::open(&self.key, &header, &bytes, PLATE_CONTEXT)?;
+    pub fn open_plate(&self, sealed: &[u8]) -> Result<String, EnvelopeError> {
+        let header = envelope::parse_header(sealed)?;
+        let plain = envelope::open(&self.key, &header, sealed, PLATE_CONTEXT)?;
         String::from_utf8(plain).map_err(|_| EnvelopeError::Malformed("not UTF-8"))
     }
 
-    /// The blind value of a canonical plate (hex HMAC-SHA256 under a subkey of the audit key).
-    pub fn blind(&self, canonical_plate: &str) -> String {
-        super::blind::full_blind(&self.blind, canonical_plate)
+    /// The blind value of a canonical plate: HMAC-SHA256 under a subkey of the audit key.
+    pub fn blind(&self, canonical_plate: &str) -> Vec<u8> {
+        let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, self.blind.expose());
+        ring::hmac::sign(&k, canonical_plate.as_bytes()).as_ref().to_vec()
     }
 }
 
@@ -108,7 +103,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         let again = AuditKey::load(&path, false).unwrap();
         let sealed = k.seal_plate("7ABC123");
-        assert!(!sealed.contains("7ABC123"));
+        assert!(!sealed.windows(7).any(|w| w == b"7ABC123"));
         assert_ne!(sealed, k.seal_plate("7ABC123"), "fresh nonce per seal");
         assert_eq!(again.open_plate(&sealed).unwrap(), "7ABC123");
         assert_eq!(k.blind("7ABC123"), again.blind("7ABC123"));

@@ -19,29 +19,16 @@ use super::LedgerError;
 /// `lethe ledger verify [--trusted FILE]`: recomputes everything and prints what failed and
 /// where. Exit 0 only when everything holds (and the trusted checkpoint, if given, is
 /// consistent), 1 otherwise.
-pub async fn verify(
-    reader: &LogReader,
-    trusted: Option<&Path>,
-    out: &mut dyn Write,
-) -> Result<i32, LedgerError> {
+pub async fn verify(reader: &LogReader, trusted: Option<&Path>, out: &mut dyn Write) -> Result<i32, LedgerError> {
     let trusted_text = match trusted {
         Some(p) => Some((
             p.display().to_string(),
-            std::fs::read(p).map_err(|source| LedgerError::TrustedFile {
-                path: p.into(),
-                source,
-            })?,
+            std::fs::read(p).map_err(|source| LedgerError::TrustedFile { path: p.into(), source })?,
         )),
         None => None,
     };
     let started = std::time::Instant::now();
-    let report = verify_log(
-        reader,
-        trusted_text
-            .as_ref()
-            .map(|(n, t)| (n.as_str(), t.as_slice())),
-    )
-    .await?;
+    let report = verify_log(reader, trusted_text.as_ref().map(|(n, t)| (n.as_str(), t.as_slice()))).await?;
     let secs = started.elapsed().as_secs_f64();
     writeln!(out, "log key:      {}", reader.verifier())?;
     writeln!(
@@ -68,11 +55,7 @@ pub async fn verify(
         writeln!(out, "OK: every entry, checkpoint and hint verifies")?;
         return Ok(0);
     }
-    writeln!(
-        out,
-        "FAILED: {} problem(s)",
-        report.failures.len() as u64 + report.more_failures
-    )?;
+    writeln!(out, "FAILED: {} problem(s)", report.failures.len() as u64 + report.more_failures)?;
     for f in &report.failures {
         writeln!(out, "  {f}")?;
     }
@@ -96,19 +79,10 @@ pub struct ShowFilter {
 /// `lethe ledger show [--kind K] [--from T] [--to T] [--json]`: prints matching records, one
 /// per line (JSON lines `{"index":N,"record":{…}}` with `json`). Exit 2 for an unknown kind,
 /// 1 if any entry could not be decoded (it is still listed), else 0.
-pub async fn show(
-    reader: &LogReader,
-    filter: &ShowFilter,
-    json: bool,
-    out: &mut dyn Write,
-) -> Result<i32, LedgerError> {
+pub async fn show(reader: &LogReader, filter: &ShowFilter, json: bool, out: &mut dyn Write) -> Result<i32, LedgerError> {
     if let Some(k) = &filter.kind {
         if !RecordBody::KINDS.contains(&k.as_str()) {
-            writeln!(
-                out,
-                "unknown kind {k:?}; kinds: {}",
-                RecordBody::KINDS.join(", ")
-            )?;
+            writeln!(out, "unknown kind {k:?}; kinds: {}", RecordBody::KINDS.join(", "))?;
             return Ok(2);
         }
     }
@@ -131,11 +105,7 @@ pub async fn show(
         }
         if json {
             let raw: serde_json::Value = serde_json::from_slice(&e.bytes).expect("decoded above");
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({ "index": e.index, "record": raw })
-            )?;
+            writeln!(out, "{}", serde_json::json!({ "index": e.index, "record": raw }))?;
         } else {
             let body = serde_json::to_value(&rec.body).expect("serializes");
             let mut detail = body.as_object().cloned().unwrap_or_default();
@@ -156,28 +126,19 @@ pub async fn show(
 
 /// `lethe ledger prove N`: prints an inclusion proof for entry N against the latest
 /// checkpoint, after checking it. Exit 0, or 1 when N is beyond the log.
-pub async fn prove(
-    reader: &LogReader,
-    index: u64,
-    out: &mut dyn Write,
-) -> Result<i32, LedgerError> {
+pub async fn prove(reader: &LogReader, index: u64, out: &mut dyn Write) -> Result<i32, LedgerError> {
     let p = match reader.inclusion_proof(index).await {
         Ok(p) => p,
         Err(LedgerError::OutOfRange { index, size }) => {
-            writeln!(
-                out,
-                "entry {index} is beyond the latest checkpoint ({size} entries)"
-            )?;
+            writeln!(out, "entry {index} is beyond the latest checkpoint ({size} entries)")?;
             return Ok(1);
         }
         Err(e) => return Err(e),
     };
     let cp = &p.checkpoint.checkpoint;
-    merkle::verify_inclusion(p.index, cp.size, &p.leaf_hash, &p.hashes, &cp.root).map_err(|e| {
-        LedgerError::Corrupt {
-            key: reader.checkpoint_key(cp.size).to_string(),
-            reason: e.to_string(),
-        }
+    merkle::verify_inclusion(p.index, cp.size, &p.leaf_hash, &p.hashes, &cp.root).map_err(|e| LedgerError::Corrupt {
+        key: reader.checkpoint_key(cp.size).to_string(),
+        reason: e.to_string(),
     })?;
     writeln!(out, "index: {}", p.index)?;
     writeln!(out, "tree size: {}", cp.size)?;

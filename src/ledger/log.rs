@@ -125,8 +125,7 @@ impl Batch {
 
     /// Strict decode: the bytes must be exactly the canonical encoding of what they decode to.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let f: BatchFile =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a batch object: {e}"))?;
+        let f: BatchFile = serde_json::from_slice(bytes).map_err(|e| format!("not a batch object: {e}"))?;
         if f.v != BATCH_VERSION {
             return Err(format!("unknown batch version {}", f.v));
         }
@@ -144,10 +143,7 @@ impl Batch {
         }
         let mut records = Vec::with_capacity(f.records.len());
         for r in &f.records {
-            records.push(Bytes::from(
-                B64.decode(r)
-                    .map_err(|e| format!("bad record encoding: {e}"))?,
-            ));
+            records.push(Bytes::from(B64.decode(r).map_err(|e| format!("bad record encoding: {e}"))?));
         }
         let b = Self {
             first_index: f.first_index,
@@ -161,10 +157,7 @@ impl Batch {
     }
 }
 
-fn store_err<'a>(
-    op: &'static str,
-    key: &'a Path,
-) -> impl FnOnce(object_store::Error) -> LedgerError + 'a {
+fn store_err<'a>(op: &'static str, key: &'a Path) -> impl FnOnce(object_store::Error) -> LedgerError + 'a {
     move |source| LedgerError::Store {
         op,
         key: key.to_string(),
@@ -198,10 +191,7 @@ impl LogReader {
 
     /// Key of the batch whose first entry is `first_index`.
     pub fn batch_key(&self, first_index: u64) -> Path {
-        self.prefix
-            .clone()
-            .join("batches")
-            .join(format!("{first_index:020}"))
+        self.prefix.clone().join("batches").join(format!("{first_index:020}"))
     }
 
     /// Prefix of all batch objects.
@@ -216,10 +206,7 @@ impl LogReader {
 
     /// Key of the checkpoint for `size`.
     pub fn checkpoint_key(&self, size: u64) -> Path {
-        self.prefix
-            .clone()
-            .join("checkpoints")
-            .join(format!("{size:020}"))
+        self.prefix.clone().join("checkpoints").join(format!("{size:020}"))
     }
 
     /// Key of the latest-checkpoint hint.
@@ -242,10 +229,7 @@ impl LogReader {
     }
 
     /// Reads and parses the batch starting at `first_index`, with its raw bytes.
-    pub(crate) async fn read_batch(
-        &self,
-        first_index: u64,
-    ) -> Result<Option<(Batch, Bytes)>, LedgerError> {
+    pub(crate) async fn read_batch(&self, first_index: u64) -> Result<Option<(Batch, Bytes)>, LedgerError> {
         let key = self.batch_key(first_index);
         let Some(raw) = self.get_opt(&key).await? else {
             return Ok(None);
@@ -264,10 +248,7 @@ impl LogReader {
     }
 
     /// Reads and verifies the checkpoint object for `size`, `None` when absent.
-    pub(crate) async fn read_checkpoint(
-        &self,
-        size: u64,
-    ) -> Result<Option<SignedCheckpoint>, LedgerError> {
+    pub(crate) async fn read_checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, LedgerError> {
         let key = self.checkpoint_key(size);
         let Some(raw) = self.get_opt(&key).await? else {
             return Ok(None);
@@ -276,13 +257,10 @@ impl LogReader {
     }
 
     fn parse_checkpoint(&self, key: &str, raw: &[u8]) -> Result<SignedCheckpoint, LedgerError> {
-        let checkpoint =
-            self.key
-                .verify_checkpoint(raw)
-                .map_err(|source| LedgerError::Checkpoint {
-                    key: key.to_owned(),
-                    source,
-                })?;
+        let checkpoint = self.key.verify_checkpoint(raw).map_err(|source| LedgerError::Checkpoint {
+            key: key.to_owned(),
+            source,
+        })?;
         let text = String::from_utf8(raw.to_vec()).expect("verified notes are UTF-8");
         Ok(SignedCheckpoint { checkpoint, text })
     }
@@ -324,11 +302,7 @@ impl LogReader {
 
     /// Streams entries `from..to` in order (reading batches from the start of the log; batch
     /// boundaries are only known by reading). Stops early at the end of the log.
-    pub fn entries(
-        &self,
-        from: u64,
-        to: u64,
-    ) -> impl Stream<Item = Result<Entry, LedgerError>> + Send + 'static {
+    pub fn entries(&self, from: u64, to: u64) -> impl Stream<Item = Result<Entry, LedgerError>> + Send + 'static {
         let reader = self.clone();
         // State: (next batch position, buffered entries of the current batch, done)
         stream::try_unfold(
@@ -390,19 +364,10 @@ impl LogReader {
         let leaves = self.leaf_hashes(size).await?;
         let hashes = merkle::inclusion_proof(&leaves, index).expect("index < size");
         let leaf_hash = leaves[index as usize];
-        if merkle::verify_inclusion(
-            index,
-            size,
-            &leaf_hash,
-            &hashes,
-            &checkpoint.checkpoint.root,
-        )
-        .is_err()
-        {
+        if merkle::verify_inclusion(index, size, &leaf_hash, &hashes, &checkpoint.checkpoint.root).is_err() {
             return Err(LedgerError::Corrupt {
                 key: self.checkpoint_key(size).to_string(),
-                reason: "the log's entries do not hash to the checkpoint root; run `ledger verify`"
-                    .into(),
+                reason: "the log's entries do not hash to the checkpoint root; run `ledger verify`".into(),
             });
         }
         Ok(InclusionProof {
@@ -418,10 +383,7 @@ impl LogReader {
         let checkpoint = self.latest_checkpoint().await?;
         let size = checkpoint.checkpoint.size;
         if old_size > size {
-            return Err(LedgerError::OutOfRange {
-                index: old_size,
-                size,
-            });
+            return Err(LedgerError::OutOfRange { index: old_size, size });
         }
         let leaves = self.leaf_hashes(size).await?;
         let hashes = merkle::consistency_proof(&leaves, old_size).expect("old_size <= size");
@@ -479,11 +441,7 @@ struct Committer {
 impl Ledger {
     /// Opens the log under `config.prefix`, finds its tail (from the tail hint, probing
     /// forward), completes a checkpoint missing after a crash, and starts the committer task.
-    pub async fn open(
-        store: Arc<dyn ObjectStore>,
-        config: LedgerConfig,
-        signer: SigningKey,
-    ) -> Result<Self, LedgerError> {
+    pub async fn open(store: Arc<dyn ObjectStore>, config: LedgerConfig, signer: SigningKey) -> Result<Self, LedgerError> {
         let reader = LogReader::new(store, config.prefix.clone(), signer.verifier());
         let mut c = Committer {
             reader: reader.clone(),
@@ -506,9 +464,7 @@ impl Ledger {
     /// Appends already-encoded record bytes (stored and hashed exactly as given).
     pub async fn append_bytes(&self, record: Bytes) -> Result<AppendReceipt, LedgerError> {
         let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Request { record, reply })
-            .map_err(|_| LedgerError::Closed)?;
+        self.tx.send(Request { record, reply }).map_err(|_| LedgerError::Closed)?;
         match rx.await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(source)) => Err(LedgerError::CommitFailed { source }),
@@ -529,19 +485,16 @@ impl Committer {
         self.tree = CompactTree::new();
         if start > 0 {
             if let Some((b, _)) = self.reader.read_batch(start).await? {
-                let tree = CompactTree::from_parts(b.first_index, b.frontier.clone()).ok_or_else(
-                    || LedgerError::Corrupt {
-                        key: self.reader.batch_key(start).to_string(),
-                        reason: "bad frontier".into(),
-                    },
-                )?;
+                let tree = CompactTree::from_parts(b.first_index, b.frontier.clone()).ok_or_else(|| LedgerError::Corrupt {
+                    key: self.reader.batch_key(start).to_string(),
+                    reason: "bad frontier".into(),
+                })?;
                 // Do not extend a tree whose resumed state disagrees with what was signed.
                 if let Some(cp) = self.reader.read_checkpoint(start).await? {
                     if cp.checkpoint.root != tree.root() {
                         return Err(LedgerError::Corrupt {
                             key: self.reader.batch_key(start).to_string(),
-                            reason: "frontier does not match the signed checkpoint at this size"
-                                .into(),
+                            reason: "frontier does not match the signed checkpoint at this size".into(),
                         });
                     }
                 }
@@ -551,10 +504,7 @@ impl Committer {
         self.catch_up().await?;
         let size = self.tree.size();
         if size > 0 && self.reader.read_checkpoint(size).await?.is_none() {
-            tracing::warn!(
-                size,
-                "ledger tail has no checkpoint (interrupted commit); signing it now"
-            );
+            tracing::warn!(size, "ledger tail has no checkpoint (interrupted commit); signing it now");
             self.write_checkpoint(None).await?;
         }
         Ok(())
@@ -629,12 +579,7 @@ impl Committer {
                 mode: PutMode::Create,
                 ..Default::default()
             };
-            match self
-                .reader
-                .store
-                .put_opts(&key, PutPayload::from(bytes.clone()), opts)
-                .await
-            {
+            match self.reader.store.put_opts(&key, PutPayload::from(bytes.clone()), opts).await {
                 Ok(_) => break (first, bytes),
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     // Another writer took this position: read its batch and move past it.
@@ -642,9 +587,7 @@ impl Committer {
                     if self.tree.size() == first {
                         return Err(LedgerError::Corrupt {
                             key: key.to_string(),
-                            reason:
-                                "create-only put reported an existing object that cannot be read"
-                                    .into(),
+                            reason: "create-only put reported an existing object that cannot be read".into(),
                         });
                     }
                 }
@@ -678,20 +621,11 @@ impl Committer {
         }
         // Hints: failures only cost the next opener some probing.
         let latest = self.reader.latest_hint_key();
-        let put_latest = self
-            .reader
-            .store
-            .put(&latest, PutPayload::from(note.into_bytes()));
-        let tail =
-            batch.map(|(first, bytes)| (self.reader.tail_hint_key(), tail_hint(first, bytes)));
+        let put_latest = self.reader.store.put(&latest, PutPayload::from(note.into_bytes()));
+        let tail = batch.map(|(first, bytes)| (self.reader.tail_hint_key(), tail_hint(first, bytes)));
         let put_tail = async {
             match &tail {
-                Some((k, v)) => self
-                    .reader
-                    .store
-                    .put(k, PutPayload::from(v.clone().into_bytes()))
-                    .await
-                    .map(|_| ()),
+                Some((k, v)) => self.reader.store.put(k, PutPayload::from(v.clone().into_bytes())).await.map(|_| ()),
                 None => Ok(()),
             }
         };

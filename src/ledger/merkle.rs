@@ -87,9 +87,7 @@ pub fn root_of(leaves: &[Hash]) -> Hash {
 
 /// The audit path for leaf `index` in the tree of `leaves` (RFC 6962 §2.1.1, PATH(m, D[n])).
 pub fn inclusion_proof(leaves: &[Hash], index: u64) -> Result<Vec<Hash>, ProofError> {
-    let index = usize::try_from(index).map_err(|_| ProofError::Invalid {
-        reason: "index too large",
-    })?;
+    let index = usize::try_from(index).map_err(|_| ProofError::Invalid { reason: "index too large" })?;
     if index >= leaves.len() {
         return Err(ProofError::Invalid {
             reason: "leaf index beyond tree size",
@@ -118,9 +116,7 @@ fn path(m: usize, d: &[Hash], out: &mut Vec<Hash>) {
 /// The consistency proof from the tree of the first `old_size` leaves to the tree of all
 /// `leaves` (RFC 6962 §2.1.2, PROOF(m, D[n])). Empty when `old_size` is 0 or the full size.
 pub fn consistency_proof(leaves: &[Hash], old_size: u64) -> Result<Vec<Hash>, ProofError> {
-    let m = usize::try_from(old_size).map_err(|_| ProofError::Invalid {
-        reason: "size too large",
-    })?;
+    let m = usize::try_from(old_size).map_err(|_| ProofError::Invalid { reason: "size too large" })?;
     if m > leaves.len() {
         return Err(ProofError::Invalid {
             reason: "old size beyond tree size",
@@ -153,13 +149,7 @@ fn subproof(m: usize, d: &[Hash], b: bool, out: &mut Vec<Hash>) {
 
 /// Checks that `leaf` is at `index` in the tree of `size` leaves with root `root`
 /// (RFC 9162 §2.1.3.2).
-pub fn verify_inclusion(
-    index: u64,
-    size: u64,
-    leaf: &Hash,
-    proof: &[Hash],
-    root: &Hash,
-) -> Result<(), ProofError> {
+pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
     if index >= size {
         return Err(ProofError::Invalid {
             reason: "leaf index beyond tree size",
@@ -167,19 +157,13 @@ pub fn verify_inclusion(
     }
     let want = inclusion_len(index, size);
     if proof.len() != want {
-        return Err(ProofError::WrongLength {
-            got: proof.len(),
-            want,
-        });
+        return Err(ProofError::WrongLength { got: proof.len(), want });
     }
     let (mut f, mut s) = (index, size - 1);
     let mut r = *leaf;
     for p in proof {
         if s == 0 {
-            return Err(ProofError::WrongLength {
-                got: proof.len(),
-                want,
-            });
+            return Err(ProofError::WrongLength { got: proof.len(), want });
         }
         if f & 1 == 1 || f == s {
             r = node_hash(p, &r);
@@ -194,10 +178,7 @@ pub fn verify_inclusion(
         s >>= 1;
     }
     if s != 0 {
-        return Err(ProofError::WrongLength {
-            got: proof.len(),
-            want,
-        });
+        return Err(ProofError::WrongLength { got: proof.len(), want });
     }
     if &r != root {
         return Err(ProofError::RootMismatch);
@@ -215,13 +196,7 @@ fn inclusion_len(index: u64, size: u64) -> usize {
 
 /// Checks that the tree of `size1` leaves with root `root1` is a prefix of the tree of `size2`
 /// leaves with root `root2` (RFC 9162 §2.1.4.2).
-pub fn verify_consistency(
-    size1: u64,
-    size2: u64,
-    root1: &Hash,
-    root2: &Hash,
-    proof: &[Hash],
-) -> Result<(), ProofError> {
+pub fn verify_consistency(size1: u64, size2: u64, root1: &Hash, root2: &Hash, proof: &[Hash]) -> Result<(), ProofError> {
     if size1 > size2 {
         return Err(ProofError::Invalid {
             reason: "old size beyond new size",
@@ -229,10 +204,7 @@ pub fn verify_consistency(
     }
     if size1 == size2 || size1 == 0 {
         if !proof.is_empty() {
-            return Err(ProofError::WrongLength {
-                got: proof.len(),
-                want: 0,
-            });
+            return Err(ProofError::WrongLength { got: proof.len(), want: 0 });
         }
         if size1 == size2 && root1 != root2 {
             return Err(ProofError::RootMismatch);
@@ -345,9 +317,7 @@ mod tests {
     use super::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n)
-            .map(|i| leaf_hash(&(i as u64).to_be_bytes()))
-            .collect()
+        (0..n).map(|i| leaf_hash(&(i as u64).to_be_bytes())).collect()
     }
 
     fn naive_root(d: &[Hash]) -> Hash {

@@ -36,10 +36,7 @@ pub mod verify;
 
 use std::sync::Arc;
 
-pub use log::{
-    AppendReceipt, ConsistencyProof, Entry, InclusionProof, Ledger, LedgerConfig, LogReader,
-    SignedCheckpoint,
-};
+pub use log::{AppendReceipt, ConsistencyProof, Entry, InclusionProof, Ledger, LedgerConfig, LogReader, SignedCheckpoint};
 pub use merkle::Hash;
 pub use note::{Checkpoint, NoteError, SigningKey, VerifierKey};
 pub use record::{Record, RecordBody};

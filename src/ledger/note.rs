@@ -75,9 +75,7 @@ pub enum NoteError {
 }
 
 fn malformed(reason: impl Into<String>) -> NoteError {
-    NoteError::Malformed {
-        reason: reason.into(),
-    }
+    NoteError::Malformed { reason: reason.into() }
 }
 
 fn key_hash(name: &str, public_key: &[u8]) -> [u8; 4] {
@@ -93,10 +91,7 @@ fn key_hash(name: &str, public_key: &[u8]) -> [u8; 4] {
 }
 
 fn valid_key_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name
-            .chars()
-            .any(|c| c.is_whitespace() || c == '+' || c.is_control())
+    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+' || c.is_control())
 }
 
 /// The log's checkpoint signing key (Ed25519). Secret: lives in a 0600 file outside the store.
@@ -107,9 +102,7 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("SigningKey").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -142,13 +135,12 @@ impl SigningKey {
     /// key name, which is also the log's origin line. Returns the key and whether it was created.
     pub fn load_or_create(path: &Path, name: &str) -> Result<(Self, bool), LedgerError> {
         let mut gen_err = None;
-        let (bytes, created) =
-            secret_file::read_or_create_secret(path, "ledger signing key", || {
-                generate_pkcs8().unwrap_or_else(|e| {
-                    gen_err = Some(e);
-                    Vec::new()
-                })
-            })?;
+        let (bytes, created) = secret_file::read_or_create_secret(path, "ledger signing key", || {
+            generate_pkcs8().unwrap_or_else(|e| {
+                gen_err = Some(e);
+                Vec::new()
+            })
+        })?;
         if let Some(e) = gen_err {
             return Err(e);
         }
@@ -206,9 +198,7 @@ pub struct VerifierKey {
 impl VerifierKey {
     /// Parses `<name>+<hex key hash>+<base64(0x01 || public key)>`.
     pub fn parse(s: &str) -> Result<Self, NoteError> {
-        let bad = |r: &str| NoteError::BadKey {
-            reason: r.to_owned(),
-        };
+        let bad = |r: &str| NoteError::BadKey { reason: r.to_owned() };
         let s = s.trim_end_matches('\n');
         let mut parts = s.splitn(3, '+');
         let (name, hash_hex, key_b64) = match (parts.next(), parts.next(), parts.next()) {
@@ -218,11 +208,7 @@ impl VerifierKey {
         if !valid_key_name(name) {
             return Err(bad("invalid key name"));
         }
-        if hash_hex.len() != 8
-            || !hash_hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if hash_hex.len() != 8 || !hash_hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Err(bad("key hash must be 8 lowercase hex digits"));
         }
         let key = B64.decode(key_b64).map_err(|_| bad("key is not base64"))?;
@@ -284,13 +270,7 @@ impl std::fmt::Display for VerifierKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut key = vec![ALG_ED25519];
         key.extend_from_slice(&self.public_key);
-        write!(
-            f,
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.hash),
-            B64.encode(key)
-        )
+        write!(f, "{}+{}+{}", self.name, hex::encode(self.hash), B64.encode(key))
     }
 }
 
@@ -309,9 +289,7 @@ fn split_note(text: &[u8]) -> Result<(&str, Vec<SigLine<'_>>), NoteError> {
     if !text.ends_with('\n') {
         return Err(malformed("note does not end with a newline"));
     }
-    let split = text
-        .rfind("\n\n")
-        .ok_or_else(|| malformed("no blank line before signatures"))?;
+    let split = text.rfind("\n\n").ok_or_else(|| malformed("no blank line before signatures"))?;
     let (body, sig_text) = (&text[..=split], &text[split + 2..]);
     let mut sigs = Vec::new();
     for line in sig_text.strip_suffix('\n').unwrap_or(sig_text).split('\n') {
@@ -321,15 +299,11 @@ fn split_note(text: &[u8]) -> Result<(&str, Vec<SigLine<'_>>), NoteError> {
         let rest = line
             .strip_prefix(SIG_PREFIX)
             .ok_or_else(|| malformed("signature line does not start with '— '"))?;
-        let (name, b64) = rest
-            .split_once(' ')
-            .ok_or_else(|| malformed("signature line has no space"))?;
+        let (name, b64) = rest.split_once(' ').ok_or_else(|| malformed("signature line has no space"))?;
         if !valid_key_name(name) {
             return Err(malformed("invalid signature key name"));
         }
-        let blob = B64
-            .decode(b64)
-            .map_err(|_| malformed("signature is not base64"))?;
+        let blob = B64.decode(b64).map_err(|_| malformed("signature is not base64"))?;
         if blob.len() < 5 {
             return Err(malformed("signature too short"));
         }
@@ -355,46 +329,25 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note body this checkpoint signs.
     pub fn body(&self) -> String {
-        format!(
-            "{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            B64.encode(self.root)
-        )
+        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
     }
 
     fn parse_body(body: &str) -> Result<Self, NoteError> {
-        let lines: Vec<&str> = body
-            .strip_suffix('\n')
-            .unwrap_or(body)
-            .split('\n')
-            .collect();
+        let lines: Vec<&str> = body.strip_suffix('\n').unwrap_or(body).split('\n').collect();
         if lines.len() != 3 {
-            return Err(malformed(format!(
-                "body has {} lines, 3 expected (no extensions)",
-                lines.len()
-            )));
+            return Err(malformed(format!("body has {} lines, 3 expected (no extensions)", lines.len())));
         }
         let origin = lines[0];
         if origin.is_empty() || origin.chars().any(char::is_control) {
             return Err(malformed("invalid origin line"));
         }
         let size_s = lines[1];
-        if size_s.is_empty()
-            || !size_s.bytes().all(|b| b.is_ascii_digit())
-            || (size_s.len() > 1 && size_s.starts_with('0'))
-        {
+        if size_s.is_empty() || !size_s.bytes().all(|b| b.is_ascii_digit()) || (size_s.len() > 1 && size_s.starts_with('0')) {
             return Err(malformed("tree size is not a canonical decimal"));
         }
-        let size: u64 = size_s
-            .parse()
-            .map_err(|_| malformed("tree size out of range"))?;
-        let root_v = B64
-            .decode(lines[2])
-            .map_err(|_| malformed("root is not base64"))?;
-        let root: Hash = root_v
-            .try_into()
-            .map_err(|_| malformed("root is not 32 bytes"))?;
+        let size: u64 = size_s.parse().map_err(|_| malformed("tree size out of range"))?;
+        let root_v = B64.decode(lines[2]).map_err(|_| malformed("root is not base64"))?;
+        let root: Hash = root_v.try_into().map_err(|_| malformed("root is not 32 bytes"))?;
         if B64.encode(root) != lines[2] {
             return Err(malformed("root is not canonical base64"));
         }
@@ -433,18 +386,14 @@ mod tests {
         let note = other.sign_checkpoint(1, &[0u8; 32]);
         assert_eq!(
             k.verifier().verify_checkpoint(note.as_bytes()),
-            Err(NoteError::Unsigned {
-                key_name: "log".into()
-            })
+            Err(NoteError::Unsigned { key_name: "log".into() })
         );
     }
 
     #[test]
     fn known_signed_note_key_hash() {
         // C2SP signed-note example: the key hash of "PeterNeumann" with this key is c74f20a3.
-        let vk = VerifierKey::parse(
-            "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
-        );
+        let vk = VerifierKey::parse("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW");
         assert!(vk.is_ok(), "{vk:?}");
     }
 }

@@ -56,8 +56,7 @@ impl Record {
         struct VersionOnly {
             v: u32,
         }
-        let v: VersionOnly = serde_json::from_slice(bytes)
-            .map_err(|e| RecordDecodeError::Malformed(e.to_string()))?;
+        let v: VersionOnly = serde_json::from_slice(bytes).map_err(|e| RecordDecodeError::Malformed(e.to_string()))?;
         if v.v != RECORD_VERSION {
             return Err(RecordDecodeError::UnknownVersion(v.v));
         }
@@ -457,9 +456,7 @@ mod b64 {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        STANDARD
-            .decode(String::deserialize(d)?)
-            .map_err(serde::de::Error::custom)
+        STANDARD.decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 

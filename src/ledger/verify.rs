@@ -46,11 +46,7 @@ impl std::fmt::Display for Failure {
             Some(r) if r.end == r.start + 1 => {
                 write!(f, "{}: entry {}: {}", self.object, r.start, self.problem)
             }
-            Some(r) => write!(
-                f,
-                "{}: entries {}..{}: {}",
-                self.object, r.start, r.end, self.problem
-            ),
+            Some(r) => write!(f, "{}: entries {}..{}: {}", self.object, r.start, r.end, self.problem),
             None => write!(f, "{}: {}", self.object, self.problem),
         }
     }
@@ -85,12 +81,7 @@ impl VerifyReport {
         self.failures.is_empty() && self.more_failures == 0
     }
 
-    fn fail(
-        &mut self,
-        object: impl Into<String>,
-        entries: Option<Range<u64>>,
-        problem: impl Into<String>,
-    ) {
+    fn fail(&mut self, object: impl Into<String>, entries: Option<Range<u64>>, problem: impl Into<String>) {
         if self.failures.len() < MAX_FAILURES {
             self.failures.push(Failure {
                 object: object.into(),
@@ -113,10 +104,7 @@ struct Claim {
 /// Verifies the whole log. `trusted` is the text of a checkpoint saved earlier (and the name to
 /// report it by). Store I/O errors other than "not found" are returned as `Err`: the log could
 /// not be read, so nothing is claimed either way.
-pub async fn verify_log(
-    reader: &LogReader,
-    trusted: Option<(&str, &[u8])>,
-) -> Result<VerifyReport, LedgerError> {
+pub async fn verify_log(reader: &LogReader, trusted: Option<(&str, &[u8])>) -> Result<VerifyReport, LedgerError> {
     let mut report = VerifyReport::default();
     let key = reader.verifier().clone();
 
@@ -172,22 +160,14 @@ pub async fn verify_log(
             if *f == pos {
                 *seen = true;
                 if digest(&SHA256, &raw).as_ref() != h.as_slice() {
-                    report.fail(
-                        tail_key.clone(),
-                        None,
-                        format!("hash does not match batch {bkey_s}"),
-                    );
+                    report.fail(tail_key.clone(), None, format!("hash does not match batch {bkey_s}"));
                 }
             }
         }
         let batch = match Batch::decode(&raw) {
             Ok(b) => b,
             Err(reason) => {
-                report.fail(
-                    bkey_s,
-                    Some(pos..pos + 1),
-                    format!("{reason}; cannot read further"),
-                );
+                report.fail(bkey_s, Some(pos..pos + 1), format!("{reason}; cannot read further"));
                 break;
             }
         };
@@ -228,9 +208,11 @@ pub async fn verify_log(
             report.checkpoints_checked += 1;
             match key.verify_checkpoint(&craw) {
                 Err(e) => report.fail(ckey_s, Some(last_signed..end), e.to_string()),
-                Ok(cp) if cp.size != end => {
-                    report.fail(ckey_s, Some(last_signed..end), format!("checkpoint stored for size {end} says size {}", cp.size))
-                }
+                Ok(cp) if cp.size != end => report.fail(
+                    ckey_s,
+                    Some(last_signed..end),
+                    format!("checkpoint stored for size {end} says size {}", cp.size),
+                ),
                 Ok(cp) if cp.root != tree.root() => report.fail(
                     ckey_s,
                     Some(last_signed..end),
@@ -263,15 +245,11 @@ pub async fn verify_log(
     let mut after = reader
         .store()
         .list_with_offset(Some(&reader.batches_prefix()), &reader.batch_key(pos));
-    if let Some(meta) = after
-        .try_next()
-        .await
-        .map_err(|source| LedgerError::Store {
-            op: "list",
-            key: reader.batches_prefix().to_string(),
-            source,
-        })?
-    {
+    if let Some(meta) = after.try_next().await.map_err(|source| LedgerError::Store {
+        op: "list",
+        key: reader.batches_prefix().to_string(),
+        source,
+    })? {
         report.fail(
             reader.batch_key(pos).to_string(),
             Some(pos..pos + 1),
@@ -281,25 +259,18 @@ pub async fn verify_log(
             ),
         );
     }
-    let mut after = reader.store().list_with_offset(
-        Some(&reader.checkpoints_prefix()),
-        &reader.checkpoint_key(pos),
-    );
-    if let Some(meta) = after
-        .try_next()
-        .await
-        .map_err(|source| LedgerError::Store {
-            op: "list",
-            key: reader.checkpoints_prefix().to_string(),
-            source,
-        })?
-    {
+    let mut after = reader
+        .store()
+        .list_with_offset(Some(&reader.checkpoints_prefix()), &reader.checkpoint_key(pos));
+    if let Some(meta) = after.try_next().await.map_err(|source| LedgerError::Store {
+        op: "list",
+        key: reader.checkpoints_prefix().to_string(),
+        source,
+    })? {
         report.fail(
             meta.location.to_string(),
             None,
-            format!(
-                "checkpoint exists beyond the log's {pos} entries: the newest entries were deleted"
-            ),
+            format!("checkpoint exists beyond the log's {pos} entries: the newest entries were deleted"),
         );
     }
     for (i, c) in claims.iter().enumerate() {

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use futures::TryStreamExt;
-use lethe::api::interim::{CaliforniaRule, DevPrincipals, StoreLedger};
 use lethe::api::proto::ingest_client::IngestClient;
 use lethe::api::proto::search_client::SearchClient;
 use lethe::api::proto::{self, search_response::Item};
-use lethe::api::{server, ApiLimits, ApiState, LedgerRecord};
-use lethe::clock::ManualClock;
+use lethe::api::{server, ApiLimits, ApiState, LedgerWriter};
+use lethe::clock::{ManualClock, SharedClock};
 use lethe::crypto::{AuditKey, Kek};
-use lethe::policy::Retention;
+use lethe::ledger::{Ledger, LedgerConfig, Record, RecordBody, SigningKey};
+use lethe::policy::{ensure_dev_tokens, PolicySet};
 use lethe::store::fault::FaultStore;
 use lethe::store::{ReadStore, ReadStoreOptions};
 use object_store::memory::InMemory;
@@ -31,7 +31,9 @@ pub struct Harness {
     pub addr: SocketAddr,
     pub tokens: BTreeMap<String, String>,
     pub fault: Arc<FaultStore>,
-    pub ledger: StoreLedger,
+    pub ledger: Ledger,
+    pub policy_dir: std::path::PathBuf,
+    _keys: tempfile::TempDir,
     pub clock: ManualClock,
     pub audit_key: AuditKey,
     pub limits: ApiLimits,
@@ -57,18 +59,29 @@ impl Harness {
         )
         .await
         .unwrap();
-        let (auth, tokens) = DevPrincipals::generate();
-        let ledger = StoreLedger::new(store, "ledger-interim");
+        // The shipped policy folder: principals, the California rule, 720 h retention.
+        let policy_dir = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"));
+        let policies = PolicySet::load(&policy_dir).unwrap();
+        let keys = tempfile::tempdir().unwrap();
+        let dev = ensure_dev_tokens(&policies.principals, &keys.path().join("dev-tokens.json")).unwrap();
+        let tokens: BTreeMap<String, String> = dev
+            .ids()
+            .map(|id| (id.to_string(), dev.get(id).unwrap().expose().to_string()))
+            .collect();
+        let ledger = Ledger::open(store, LedgerConfig::default(), SigningKey::generate("lethe.test/ledger").unwrap())
+            .await
+            .unwrap();
         let clock = ManualClock::new(t0());
+        let shared: SharedClock = Arc::new(clock.clone());
         let audit_key = AuditKey::ephemeral();
         let state = ApiState {
             reads,
-            auth: Arc::new(auth),
-            policy: Arc::new(CaliforniaRule),
-            ledger: Arc::new(ledger.clone()),
+            auth: Arc::new(policies.authenticator(Some(&dev))),
+            policy: Arc::new(policies.access),
+            ledger: Arc::new(LedgerWriter::new(ledger.clone(), shared.clone(), "serve@test")),
             audit_key: audit_key.clone(),
-            retention: Retention::default(),
-            clock: Arc::new(clock.clone()),
+            retention: policies.retention,
+            clock: shared,
             limits,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -86,6 +99,8 @@ impl Harness {
             tokens,
             fault,
             ledger,
+            policy_dir,
+            _keys: keys,
             clock,
             audit_key,
             limits,
@@ -132,8 +147,10 @@ impl Harness {
         collect(c.search(self.req(id, req)).await?.into_inner()).await
     }
 
-    pub async fn ledger(&self) -> Vec<(u64, LedgerRecord)> {
-        self.ledger.records().await.unwrap()
+    /// Every ledger record, decoded.
+    pub async fn ledger(&self) -> Vec<RecordBody> {
+        let entries: Vec<_> = self.ledger.reader().entries(0, u64::MAX).try_collect().await.unwrap();
+        entries.iter().map(|e| Record::decode(&e.bytes).unwrap().body).collect()
     }
 
     /// Every object under `prefix` in the store.
