@@ -22,9 +22,9 @@ enum Command {
     /// Create keys, set bucket lifecycle rules, record the approved policy baseline.
     Init(lethe::cli::init::Args),
     /// Stream reads from a file to a server.
-    Import(lethe::cli::NotYet),
+    Import(lethe::cli::import::Args),
     /// Search a plate (client).
-    Search(lethe::cli::NotYet),
+    Search(lethe::cli::search::Args),
     /// Delete expired reads, destroy expired day keys, write deletion proofs (cron).
     Sweep(lethe::cli::NotYet),
     /// Legal holds: place, release, list.
@@ -52,8 +52,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(a) => lethe::cli::serve::run(cfg, a).await,
             Command::Init(a) => lethe::cli::init::run(cfg, a).await,
-            Command::Import(_) => Ok(lethe::cli::not_yet("import")),
-            Command::Search(_) => Ok(lethe::cli::not_yet("search")),
+            Command::Import(a) => lethe::cli::import::run(cfg, a).await,
+            Command::Search(a) => lethe::cli::search::run(cfg, a).await,
             Command::Sweep(_) => Ok(lethe::cli::not_yet("sweep")),
             Command::Hold(_) => Ok(lethe::cli::not_yet("hold")),
             Command::Ledger(_) => Ok(lethe::cli::not_yet("ledger")),

@@ -2,9 +2,12 @@
 //! one readable line in `main`.
 
 pub mod audit;
+pub mod client;
 pub mod context;
+pub mod import;
 pub mod init;
 pub mod report;
+pub mod search;
 pub mod serve;
 
 /// Arguments of a command that is not built yet.
