@@ -19,12 +19,12 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use ring::digest::{digest, SHA256};
 
-use super::policy_stub::{diff_files, set_hash, Change, PolicySet};
 use super::scan::{for_each_record, PolicySeen};
 use super::AuditError;
 use crate::clock::Clock;
 use crate::ledger::record::{PolicyApproved, PolicyChanged, PolicyFile, PolicyLoaded};
 use crate::ledger::{Ledger, Record, RecordBody};
+use crate::policy::{diff_files, set_hash, Change, PolicySet};
 use crate::policy::{AccessPolicy, Action, Registry, RequestContext, Role};
 
 /// Prefix of the stored copies of approved policy sets. Changing it loses the copies.

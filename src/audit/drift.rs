@@ -3,10 +3,10 @@
 use std::collections::BTreeSet;
 
 use super::baseline::ApprovedPolicy;
-use super::policy_stub::{diff_files, PolicySet};
 use super::scan::ApprovalSeen;
 use super::{short, AuditError, Check, CheckResult};
 use crate::policy::Principal;
+use crate::policy::{diff_files, PolicySet};
 
 /// One line describing a principal: id, agency, kind, level, jurisdiction, roles.
 pub fn describe(p: &Principal) -> String {

@@ -36,7 +36,6 @@
 pub mod access;
 pub mod baseline;
 pub mod drift;
-mod policy_stub;
 pub mod report;
 pub mod retention;
 pub mod scan;
@@ -49,8 +48,8 @@ use chrono::{DateTime, Utc};
 use object_store::ObjectStore;
 use serde::Serialize;
 
+pub use crate::policy::PolicySet;
 pub use baseline::{approve, record_policy_on_start, ApprovedPolicy, PolicyStart};
-pub use policy_stub::{diff_files, set_hash, Change, PolicySet};
 
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};

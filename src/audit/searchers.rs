@@ -7,9 +7,9 @@
 //! when the policy that lets it search was approved: approval does not make it lawful.
 
 use super::drift::describe;
-use super::policy_stub::PolicySet;
 use super::{Check, CheckResult};
 use crate::config::AuditConfig;
+use crate::policy::PolicySet;
 use crate::policy::{AgencyKind, Level};
 
 /// Runs the check.
