@@ -26,9 +26,9 @@ enum Command {
     /// Search a plate (client).
     Search(lethe::cli::search::Args),
     /// Delete expired reads, destroy expired day keys, write deletion proofs (cron).
-    Sweep(lethe::cli::NotYet),
+    Sweep(lethe::cli::sweep::Args),
     /// Legal holds: place, release, list.
-    Hold(lethe::cli::NotYet),
+    Hold(lethe::cli::hold::Args),
     /// The ledger: verify, show, prove, checkpoint.
     Ledger(lethe::cli::NotYet),
     /// Daily settings audit (cron); exits non-zero on findings.
@@ -54,8 +54,8 @@ fn main() -> ExitCode {
             Command::Init(a) => lethe::cli::init::run(cfg, a).await,
             Command::Import(a) => lethe::cli::import::run(cfg, a).await,
             Command::Search(a) => lethe::cli::search::run(cfg, a).await,
-            Command::Sweep(_) => Ok(lethe::cli::not_yet("sweep")),
-            Command::Hold(_) => Ok(lethe::cli::not_yet("hold")),
+            Command::Sweep(a) => lethe::cli::sweep::run(cfg, a).await,
+            Command::Hold(a) => lethe::cli::hold::run(cfg, a).await,
             Command::Ledger(_) => Ok(lethe::cli::not_yet("ledger")),
             Command::Audit(a) => lethe::cli::audit::run(cfg, a).await,
             Command::Report(a) => lethe::cli::report::run(cfg, a).await,

@@ -4,11 +4,13 @@
 pub mod audit;
 pub mod client;
 pub mod context;
+pub mod hold;
 pub mod import;
 pub mod init;
 pub mod report;
 pub mod search;
 pub mod serve;
+pub mod sweep;
 
 /// Arguments of a command that is not built yet.
 #[derive(Debug, clap::Args)]
