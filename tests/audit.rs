@@ -368,6 +368,39 @@ async fn an_expired_day_that_was_never_swept_is_reported() {
     assert!(!r.passed());
 }
 
+// Regression: the summary once counted a swept day's reads twice (its batch proofs and the
+// closing proof that restates their totals). Also: a really swept day raises no finding.
+#[tokio::test]
+async fn a_day_swept_by_the_sweeper_is_compliant() {
+    let e = env().await;
+    e.approve("admin").await.unwrap();
+    let captured = t0() - Duration::days(45);
+    for i in 0..3 {
+        let r = read(&format!("r{i}"), "7ABC123", captured + Duration::minutes(i));
+        e.ctx.reads.put(&r, true, captured + Duration::hours(1)).await.unwrap();
+    }
+    e.append(RecordBody::IngestCommit(IngestCommit {
+        day: captured.date_naive(),
+        count: 3,
+        merkle_root: [0u8; 32],
+        first_key: String::new(),
+        last_key: String::new(),
+    }))
+    .await;
+    let log = lethe::sweep::ledger_log::LedgerProofLog::new(e.ledger.clone(), "test-sweep");
+    let opts = lethe::sweep::SweepOptions {
+        // The test clock is not the store's clock.
+        force: true,
+        ..Default::default()
+    };
+    let swept = lethe::sweep::run(&e.ctx.reads, &log, &e.clock, &opts).await.unwrap();
+    assert_eq!(swept.deleted(), 3);
+    let r = e.audit().await;
+    assert!(lines(&r, Check::Retention).is_empty(), "{}", dump(&r));
+    let (s, _) = report::summary(e.ledger.reader(), &e.ctx.reads, None, None, t0()).await.unwrap();
+    assert_eq!((s.reads_ingested, s.reads_deleted, s.days_shredded), (3, 3, 1));
+}
+
 #[tokio::test]
 async fn a_tampered_ledger_entry_is_reported() {
     let e = env().await;
@@ -623,8 +656,16 @@ async fn real_s3_bucket_without_backstop_is_a_finding() {
 #[tokio::test]
 async fn real_s3_compliant_buckets_have_no_findings() {
     let Some(env) = common::s3_env() else { return };
+    // Unversioned, with the backstop exactly as the sweeper's setter (`lethe init`) writes it.
     let (client, bucket) = s3_fresh(&env, "compliant").await;
-    put_lifecycle(&client, &bucket, false).await;
+    lethe::sweep::lifecycle::set_lifecycle_backstop(
+        &client,
+        &bucket,
+        &lethe::policy::Retention::default(),
+        lethe::sweep::lifecycle::DEFAULT_MARGIN_DAYS,
+    )
+    .await
+    .unwrap();
     let f = settings_findings(&client, &bucket).await;
     assert!(f.is_empty(), "{f:?}");
     // Versioned, with noncurrent versions expired after a day: compliant too.

@@ -255,6 +255,8 @@ pub async fn summary(
         ..Summary::default()
     };
     let mut shredded: BTreeSet<String> = BTreeSet::new();
+    // Per day: (seen a batch proof, closing reads deleted, closing reads held).
+    let mut closing_totals: BTreeMap<chrono::NaiveDate, (bool, u64, u64)> = BTreeMap::new();
     let (_, problems) = for_each_record(reader, |_, r| {
         if !in_window(r.timestamp, from, to) {
             return;
@@ -272,8 +274,17 @@ pub async fn summary(
             }
             RecordBody::IngestCommit(c) => s.reads_ingested += c.count,
             RecordBody::DeletionProof(p) => {
-                s.reads_deleted += p.reads_deleted;
-                s.reads_held += p.reads_held;
+                // A day's closing proof (no batch) restates the totals of its batch proofs:
+                // count it only for a day proven without batches (records before batches).
+                let totals = closing_totals.entry(p.day).or_insert((false, 0, 0));
+                if p.batch.is_some() {
+                    totals.0 = true;
+                    s.reads_deleted += p.reads_deleted;
+                    s.reads_held += p.reads_held;
+                } else {
+                    totals.1 += p.reads_deleted;
+                    totals.2 += p.reads_held;
+                }
                 if p.key_destroyed {
                     shredded.insert(format!("day:{}", p.day));
                 }
@@ -294,6 +305,12 @@ pub async fn summary(
     })
     .await?;
     s.days_shredded = shredded.len() as u64;
+    for (had_batches, deleted, held) in closing_totals.into_values() {
+        if !had_batches {
+            s.reads_deleted += deleted;
+            s.reads_held += held;
+        }
+    }
     if let Some(first) = reads.days().await?.first() {
         use futures::StreamExt as _;
         let mut keys = reads.list_day(*first);

@@ -43,8 +43,11 @@ pub struct AccessSeen {
 pub struct DayProofs {
     /// Proofs seen.
     pub proofs: u64,
-    /// Reads deleted, summed over the proofs.
+    /// Reads deleted: the sum of the batch proofs (or the closing proof's total for a day
+    /// proven without batches).
     pub reads_deleted: u64,
+    /// Batch proofs were seen.
+    pub batches: bool,
     /// A proof says the day key was destroyed.
     pub key_destroyed: bool,
     /// A proof that destroyed the key failed to reconcile against the ingest commits.
@@ -157,7 +160,13 @@ impl AuditView {
             RecordBody::DeletionProof(p) => {
                 let d = self.deleted.entry(p.day).or_default();
                 d.proofs += 1;
-                d.reads_deleted += p.reads_deleted;
+                // The closing proof (no batch) restates the batch totals.
+                if p.batch.is_some() {
+                    d.batches = true;
+                    d.reads_deleted += p.reads_deleted;
+                } else if !d.batches {
+                    d.reads_deleted = p.reads_deleted;
+                }
                 if p.key_destroyed {
                     d.key_destroyed = true;
                     if !p.reconciled {
