@@ -22,9 +22,9 @@ enum Command {
     /// Create keys, set bucket lifecycle rules, record the approved policy baseline.
     Init(lethe::cli::init::Args),
     /// Stream reads from a file to a server.
-    Import(lethe::cli::NotYet),
+    Import(lethe::cli::import::Args),
     /// Search a plate (client).
-    Search(lethe::cli::NotYet),
+    Search(lethe::cli::search::Args),
     /// Delete expired reads, destroy expired day keys, write deletion proofs (cron).
     Sweep(lethe::cli::sweep::Args),
     /// Legal holds: place, release, list.
@@ -32,9 +32,9 @@ enum Command {
     /// The ledger: verify, show, prove, checkpoint.
     Ledger(lethe::cli::NotYet),
     /// Daily settings audit (cron); exits non-zero on findings.
-    Audit(lethe::cli::NotYet),
+    Audit(lethe::cli::audit::Args),
     /// Access and transparency reports.
-    Report(lethe::cli::NotYet),
+    Report(lethe::cli::report::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,13 +52,13 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(a) => lethe::cli::serve::run(cfg, a).await,
             Command::Init(a) => lethe::cli::init::run(cfg, a).await,
-            Command::Import(_) => Ok(lethe::cli::not_yet("import")),
-            Command::Search(_) => Ok(lethe::cli::not_yet("search")),
+            Command::Import(a) => lethe::cli::import::run(cfg, a).await,
+            Command::Search(a) => lethe::cli::search::run(cfg, a).await,
             Command::Sweep(a) => lethe::cli::sweep::run(cfg, a).await,
             Command::Hold(a) => lethe::cli::hold::run(cfg, a).await,
             Command::Ledger(_) => Ok(lethe::cli::not_yet("ledger")),
-            Command::Audit(_) => Ok(lethe::cli::not_yet("audit")),
-            Command::Report(_) => Ok(lethe::cli::not_yet("report")),
+            Command::Audit(a) => lethe::cli::audit::run(cfg, a).await,
+            Command::Report(a) => lethe::cli::report::run(cfg, a).await,
         }
     });
     match result {
