@@ -30,7 +30,7 @@ enum Command {
     /// Legal holds: place, release, list.
     Hold(lethe::cli::hold::Args),
     /// The ledger: verify, show, prove, checkpoint.
-    Ledger(lethe::cli::NotYet),
+    Ledger(lethe::cli::ledger::Args),
     /// Daily settings audit (cron); exits non-zero on findings.
     Audit(lethe::cli::audit::Args),
     /// Access and transparency reports.
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             Command::Search(a) => lethe::cli::search::run(cfg, a).await,
             Command::Sweep(a) => lethe::cli::sweep::run(cfg, a).await,
             Command::Hold(a) => lethe::cli::hold::run(cfg, a).await,
-            Command::Ledger(_) => Ok(lethe::cli::not_yet("ledger")),
+            Command::Ledger(a) => lethe::cli::ledger::run(cfg, a).await,
             Command::Audit(a) => lethe::cli::audit::run(cfg, a).await,
             Command::Report(a) => lethe::cli::report::run(cfg, a).await,
         }

@@ -7,24 +7,11 @@ pub mod context;
 pub mod hold;
 pub mod import;
 pub mod init;
+pub mod ledger;
 pub mod report;
 pub mod search;
 pub mod serve;
 pub mod sweep;
-
-/// Arguments of a command that is not built yet.
-#[derive(Debug, clap::Args)]
-pub struct NotYet {
-    /// Ignored.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
-}
-
-/// Says a command is not built yet; exit code 2.
-pub fn not_yet(name: &str) -> u8 {
-    eprintln!("lethe {name}: not built yet in this version");
-    2
-}
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`). Nothing logged carries a plate or secret.
 pub fn init_tracing() {

@@ -3,15 +3,12 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use anyhow::Context as _;
 use chrono::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
-use object_store::path::Path as ObjectPath;
 
 use super::context::Context;
 use crate::clock::SystemClock;
-use crate::ledger::{Ledger, LedgerConfig, SigningKey};
-use crate::policy::Retention;
+use crate::ledger::Ledger;
 use crate::sweep::ledger_log::LedgerProofLog;
 use crate::sweep::{self, SweepOptions, SweepReport};
 
@@ -42,14 +39,7 @@ pub struct Args {
 
 /// Opens the ledger named by the configuration, in the same store.
 pub async fn open_ledger(ctx: &Context) -> anyhow::Result<Ledger> {
-    let path = ctx.config.keys.ledger_signing_key_path();
-    let (signer, _) =
-        SigningKey::load_or_create(&path, &ctx.config.ledger.origin).with_context(|| format!("ledger signing key ({})", path.display()))?;
-    let cfg = LedgerConfig {
-        prefix: ObjectPath::from(ctx.config.ledger.prefix.as_str()),
-        ..Default::default()
-    };
-    Ok(Ledger::open(ctx.object_store.clone(), cfg, signer).await?)
+    super::context::open_ledger(ctx).await
 }
 
 /// Who writes: `{what}@{host}`.
@@ -62,9 +52,14 @@ pub fn writer(what: &str) -> String {
 /// Runs one sweep and prints a line per day and a total.
 pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<u8> {
     let ctx = Context::open(config).await?;
-    let retention = Retention::load(&ctx.config.policies_dir())?;
+    let policies = crate::policy::PolicySet::load(&ctx.config.policies_dir())?;
+    let retention = policies.retention;
     let ledger = open_ledger(&ctx).await?;
     let who = writer("sweep");
+    if !args.dry_run {
+        // A changed policy set is on the ledger before anything is deleted under it.
+        crate::audit::record_policy_on_start(&ledger, &policies, &who, &SystemClock).await?;
+    }
     let log = LedgerProofLog::new(ledger, who.clone());
     let progress = if std::io::stderr().is_terminal() && !args.dry_run {
         let pb = ProgressBar::new(0);

@@ -610,36 +610,29 @@ impl Committer {
             mode: PutMode::Create,
             ..Default::default()
         };
-        match self
-            .reader
-            .store
-            .put_opts(&key, PutPayload::from(note.clone().into_bytes()), opts)
-            .await
-        {
-            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
-            Err(e) => return Err(store_err("put", &key)(e)),
-        }
-        // Hints: failures only cost the next opener some probing, so they are written in the
-        // background and never delay the callers whose records are already durable and signed.
-        let store = self.reader.store.clone();
+        let store = &self.reader.store;
+        let put_checkpoint = store.put_opts(&key, PutPayload::from(note.clone().into_bytes()), opts);
+        // Hints go out together with the checkpoint (one round trip, not three); their failures
+        // only cost the next opener some probing, and readers verify them rather than trust them.
         let latest = self.reader.latest_hint_key();
+        let put_latest = store.put(&latest, PutPayload::from(note.into_bytes()));
         let tail = batch.map(|(first, bytes)| (self.reader.tail_hint_key(), tail_hint(first, bytes)));
-        tokio::spawn(async move {
-            let put_latest = store.put(&latest, PutPayload::from(note.into_bytes()));
-            let put_tail = async {
-                match &tail {
-                    Some((k, v)) => store.put(k, PutPayload::from(v.clone().into_bytes())).await.map(|_| ()),
-                    None => Ok(()),
-                }
-            };
-            let (a, b) = tokio::join!(put_latest, put_tail);
-            if let Err(e) = a {
-                tracing::warn!(error = %e, "ledger: cannot update latest-checkpoint hint");
+        let put_tail = async {
+            match &tail {
+                Some((k, v)) => store.put(k, PutPayload::from(v.clone().into_bytes())).await.map(|_| ()),
+                None => Ok(()),
             }
-            if let Err(e) = b {
-                tracing::warn!(error = %e, "ledger: cannot update tail hint");
-            }
-        });
-        Ok(())
+        };
+        let (c, a, b) = tokio::join!(put_checkpoint, put_latest, put_tail);
+        if let Err(e) = a {
+            tracing::warn!(error = %e, "ledger: cannot update latest-checkpoint hint");
+        }
+        if let Err(e) = b {
+            tracing::warn!(error = %e, "ledger: cannot update tail hint");
+        }
+        match c {
+            Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(store_err("put", &key)(e)),
+        }
     }
 }
