@@ -6,7 +6,11 @@ use std::process::Command;
 
 fn lethe(dir: &std::path::Path, env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lethe"));
-    cmd.arg("init").current_dir(dir).env_remove("LETHE_CONFIG").env("RUST_LOG", "off");
+    cmd.arg("init")
+        .current_dir(dir)
+        .env_remove("LETHE_CONFIG")
+        .env("RUST_LOG", "off")
+        .env("LETHE_POLICIES_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/policies"));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -97,8 +101,8 @@ fn unreachable_endpoint() {
     assert_one_line_naming(code, &err, "store.endpoint");
 }
 
-#[test]
-fn real_s3_missing_bucket_and_wrong_credentials() {
+#[tokio::test]
+async fn real_s3_missing_bucket_and_wrong_credentials() {
     let Some(env) = common::s3_env() else {
         return eprintln!("skipped: LETHE_TEST_S3_ENDPOINT unset");
     };
@@ -127,9 +131,10 @@ fn real_s3_missing_bucket_and_wrong_credentials() {
     let (code, err) = lethe(dir.path(), &wrong);
     assert_one_line_naming(code, &err, "AWS_SECRET_ACCESS_KEY");
 
+    let fresh = common::fresh_bucket(&env, "init-ok").await;
     let mut good = base.to_vec();
     good.extend([
-        ("LETHE_S3_BUCKET", env.bucket.as_str()),
+        ("LETHE_S3_BUCKET", fresh.as_str()),
         ("AWS_ACCESS_KEY_ID", env.access_key.as_str()),
         ("AWS_SECRET_ACCESS_KEY", env.secret_key.as_str()),
     ]);
