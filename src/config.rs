@@ -192,6 +192,32 @@ pub struct Config {
     pub policies_dir: Option<PathBuf>,
 }
 
+/// Every environment variable lethe reads for its settings (see [`Config::apply_env`]).
+pub const ENV_VARS: &[&str] = &[
+    "LETHE_CONFIG",
+    "LETHE_STORE",
+    "LETHE_DATA_DIR",
+    "LETHE_FSYNC",
+    "LETHE_S3_BUCKET",
+    "LETHE_S3_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "LETHE_S3_REGION",
+    "AWS_REGION",
+    "LETHE_S3_ALLOW_HTTP",
+    "LETHE_BLIND_INDEX_BITS",
+    "LETHE_KEYS_DIR",
+    "LETHE_KEK_FILE",
+    "LETHE_CREATE_KEYS",
+    "LETHE_LISTEN",
+    "LETHE_MAX_MESSAGE_BYTES",
+    "LETHE_MAX_IMAGE_BYTES",
+    "LETHE_LEDGER_ORIGIN",
+    "LETHE_POLICIES_DIR",
+];
+
+/// Credentials variables read by the S3 client (never by lethe's own settings).
+pub const AWS_CREDENTIAL_VARS: &[&str] = &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
 fn parse_bool(setting: &str, v: &str) -> Result<bool, ConfigError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
@@ -400,6 +426,21 @@ mod tests {
         };
         c.apply_env(|_| None).unwrap();
         assert_eq!(c.validate().unwrap_err().setting, "store.bucket");
+    }
+
+    #[test]
+    fn env_vars_list_is_exactly_what_apply_env_reads() {
+        let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        Config::default()
+            .apply_env(|k| {
+                asked.lock().unwrap().insert(k.to_string());
+                None
+            })
+            .unwrap();
+        let mut asked = asked.into_inner().unwrap();
+        asked.insert("LETHE_CONFIG".into()); // read by Config::load
+        let listed: std::collections::BTreeSet<String> = ENV_VARS.iter().map(|s| s.to_string()).collect();
+        assert_eq!(asked, listed);
     }
 
     #[test]

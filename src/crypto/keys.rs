@@ -28,6 +28,8 @@ pub enum KeyName {
     Day(NaiveDate),
     /// The key of one legal hold.
     Hold(String),
+    /// The store's KEK check object (not a data key).
+    KekCheck,
 }
 
 impl KeyName {
@@ -36,6 +38,7 @@ impl KeyName {
         match self {
             KeyName::Day(d) => Path::from(format!("keys/day/{d}")),
             KeyName::Hold(h) => Path::from(format!("keys/hold/{h}")),
+            KeyName::KekCheck => Path::from(KEK_CHECK),
         }
     }
 
@@ -44,6 +47,7 @@ impl KeyName {
         match self {
             KeyName::Day(d) => format!("day:{d}"),
             KeyName::Hold(h) => format!("hold:{h}"),
+            KeyName::KekCheck => "the store's key check".into(),
         }
     }
 }
@@ -73,7 +77,7 @@ pub enum KeyError {
         name: KeyName,
     },
     /// Wrapped under another KEK.
-    #[error("{name} is wrapped under key-encryption key {found}, but the configured key-encryption key ({path}) is {expected}")]
+    #[error("wrong key-encryption key: {name} in this store is wrapped under key-encryption key {found}, but the configured one ({path}) is {expected}")]
     WrongKek {
         /// Which key.
         name: KeyName,
@@ -203,11 +207,10 @@ impl KeyRing {
             }
         }
         let bytes = self.get_bytes(&path).await?.ok_or_else(|| KeyError::Corrupt {
-            name: KeyName::Hold("kek-check".into()),
+            name: KeyName::KekCheck,
             reason: "vanished while being read".into(),
         })?;
-        self.unwrap_bytes(&KeyName::Hold("kek-check".into()), &bytes, KEK_CHECK_CONTEXT)
-            .map(|_| ())
+        self.unwrap_bytes(&KeyName::KekCheck, &bytes, KEK_CHECK_CONTEXT).map(|_| ())
     }
 
     async fn get_bytes(&self, path: &Path) -> Result<Option<bytes::Bytes>, KeyError> {

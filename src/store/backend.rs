@@ -33,16 +33,17 @@ pub fn build(cfg: &StoreConfig) -> Result<Arc<dyn ObjectStore>, ConfigError> {
                 .clone()
                 .ok_or_else(|| ConfigError::new("store.bucket", "missing for an S3 store"))?;
             // Credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) from the env.
+            // Client options first: `with_client_options` replaces them whole, `allow_http` included.
             let mut b = AmazonS3Builder::from_env()
-                .with_bucket_name(bucket)
-                .with_region(cfg.region.clone().unwrap_or_else(|| "us-east-1".into()))
-                .with_allow_http(cfg.allow_http)
-                .with_virtual_hosted_style_request(cfg.virtual_hosted_style)
                 .with_client_options(
                     ClientOptions::new()
                         .with_connect_timeout(Duration::from_secs(5))
                         .with_timeout(Duration::from_secs(60)),
                 )
+                .with_bucket_name(bucket)
+                .with_region(cfg.region.clone().unwrap_or_else(|| "us-east-1".into()))
+                .with_allow_http(cfg.allow_http)
+                .with_virtual_hosted_style_request(cfg.virtual_hosted_style)
                 .with_retry(RetryConfig {
                     backoff: BackoffConfig::default(),
                     max_retries: 3,

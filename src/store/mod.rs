@@ -9,6 +9,7 @@ pub mod error;
 pub mod fault;
 pub mod layout;
 pub mod reads;
+pub mod s3admin;
 
 pub use error::StoreError;
 pub use layout::ReadKey;
