@@ -7,7 +7,7 @@
 //! ```
 //! Backend: a local directory (a temp dir, fsync on, as `lethe serve` defaults); also S3 when
 //! `LETHE_TEST_S3_ENDPOINT` (plus `LETHE_TEST_S3_BUCKET`, `AWS_ACCESS_KEY_ID`,
-//! `AWS_SECRET_ACCESS_KEY`) is set.
+//! `AWS_SECRET_ACCESS_KEY`) is set (`BENCH_ONLY_S3=1`: S3 only), under a fresh prefix.
 //!
 //! Ingest: reads of ~1 KiB metadata + a 20 KiB image, sent by `--streams` concurrent
 //! bidirectional streams in batches, each acknowledged only after its objects are durable and its
@@ -413,15 +413,21 @@ async fn main() {
         .unwrap()
         .with_fsync(true)
         .with_automatic_cleanup(true);
-    backend("local directory (fsync on)", Arc::new(local), &o).await;
+    if std::env::var("BENCH_ONLY_S3").is_err() {
+        backend("local directory (fsync on)", Arc::new(local), &o).await;
+    }
     if let Ok(endpoint) = std::env::var("LETHE_TEST_S3_ENDPOINT") {
         let s3 = object_store::aws::AmazonS3Builder::from_env()
             .with_endpoint(endpoint)
             .with_allow_http(true)
             .with_bucket_name(std::env::var("LETHE_TEST_S3_BUCKET").unwrap_or_else(|_| "lethe-test".into()))
             .with_region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()))
+            .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
             .build()
             .unwrap();
-        backend("S3", Arc::new(s3), &o).await;
+        // A fresh prefix: the bucket may hold another run's keys under another KEK.
+        let prefix = format!("bench-{}", SystemClock.now().timestamp_millis());
+        let s3 = object_store::prefix::PrefixStore::new(s3, prefix.as_str());
+        backend(&format!("S3 at {}", std::env::var("LETHE_TEST_S3_ENDPOINT").unwrap_or_default()), Arc::new(s3), &o).await;
     }
 }
