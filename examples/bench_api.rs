@@ -428,6 +428,11 @@ async fn main() {
         // A fresh prefix: the bucket may hold another run's keys under another KEK.
         let prefix = format!("bench-{}", SystemClock.now().timestamp_millis());
         let s3 = object_store::prefix::PrefixStore::new(s3, prefix.as_str());
-        backend(&format!("S3 at {}", std::env::var("LETHE_TEST_S3_ENDPOINT").unwrap_or_default()), Arc::new(s3), &o).await;
+        backend(
+            &format!("S3 at {}", std::env::var("LETHE_TEST_S3_ENDPOINT").unwrap_or_default()),
+            Arc::new(s3),
+            &o,
+        )
+        .await;
     }
 }

@@ -29,7 +29,10 @@ fn find_by_day(
     let mut windows = Vec::new();
     let mut start = from;
     while start <= to {
-        let next_day = (start.date_naive() + Duration::days(1)).and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        let next_day = (start.date_naive() + Duration::days(1))
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc();
         let end = to.min(next_day - Duration::nanoseconds(1));
         windows.push((start, end));
         start = next_day;
