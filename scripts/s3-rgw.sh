@@ -123,7 +123,7 @@ mon max pg per osd = 1000
 mon data avail warn = 1
 mon data avail crit = 0
 [client.rgw.ci]
-rgw frontends = beast endpoint=127.0.0.1:$S3_PORT
+rgw frontends = beast endpoint=127.0.0.1:$S3_PORT tcp_nodelay=1
 # a lifecycle "day" lasts 10 s, so backstop lifecycle rules can be tested
 rgw lc debug interval = 10
 CONF

@@ -175,6 +175,35 @@ impl Default for LedgerConfig {
     }
 }
 
+/// `[audit]`: what the daily audit (`lethe audit`) holds the deployment to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Jurisdictions (US state codes) whose agencies may search; any principal outside them that
+    /// the policy lets search is a finding. Env: `LETHE_AUDIT_JURISDICTIONS` (comma-separated).
+    /// Default `["CA"]`.
+    pub approved_jurisdictions: Vec<String>,
+    /// How often the sweeper runs, in hours: a read may be this much past retention before the
+    /// audit reports it. Env: `LETHE_SWEEP_INTERVAL_HOURS`. Default 1 (hourly cron).
+    pub sweep_interval_hours: u32,
+    /// On a versioned S3 bucket, the most days a noncurrent object version may be kept before a
+    /// lifecycle rule expires it (old versions escape deletion). Default 1.
+    pub max_noncurrent_days: u32,
+    /// The bucket holding the ledger must have S3 Object Lock enabled. Default false.
+    pub ledger_object_lock: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            approved_jurisdictions: vec!["CA".into()],
+            sweep_interval_hours: 1,
+            max_noncurrent_days: 1,
+            ledger_object_lock: false,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -187,6 +216,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// `[ledger]`.
     pub ledger: LedgerConfig,
+    /// `[audit]`.
+    pub audit: AuditConfig,
     /// The policy folder (retention, principals, Cedar policies). Env: `LETHE_POLICIES_DIR`.
     /// Default `./policies`.
     pub policies_dir: Option<PathBuf>,
@@ -213,6 +244,8 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_MAX_IMAGE_BYTES",
     "LETHE_LEDGER_ORIGIN",
     "LETHE_POLICIES_DIR",
+    "LETHE_AUDIT_JURISDICTIONS",
+    "LETHE_SWEEP_INTERVAL_HOURS",
 ];
 
 /// Credentials variables read by the S3 client (never by lethe's own settings).
@@ -275,6 +308,8 @@ impl Config {
     /// | `LETHE_MAX_IMAGE_BYTES` | `server.max_image_bytes` |
     /// | `LETHE_LEDGER_ORIGIN` | `ledger.origin` |
     /// | `LETHE_POLICIES_DIR` | `policies_dir` |
+    /// | `LETHE_AUDIT_JURISDICTIONS` | `audit.approved_jurisdictions` |
+    /// | `LETHE_SWEEP_INTERVAL_HOURS` | `audit.sweep_interval_hours` |
     ///
     /// S3 credentials are read by the S3 client from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
     /// and `AWS_SESSION_TOKEN`.
@@ -331,6 +366,12 @@ impl Config {
         }
         if let Some(v) = env("LETHE_POLICIES_DIR") {
             self.policies_dir = Some(v.into());
+        }
+        if let Some(v) = env("LETHE_AUDIT_JURISDICTIONS") {
+            self.audit.approved_jurisdictions = v.split(',').map(|j| j.trim().to_string()).filter(|j| !j.is_empty()).collect();
+        }
+        if let Some(v) = env("LETHE_SWEEP_INTERVAL_HOURS") {
+            self.audit.sweep_interval_hours = parse_num("LETHE_SWEEP_INTERVAL_HOURS", &v)?;
         }
         Ok(())
     }
@@ -466,5 +507,9 @@ mod example_tests {
         assert_eq!(c.keys.dir, d.keys.dir);
         assert_eq!(c.ledger.origin, d.ledger.origin);
         assert_eq!(c.policies_dir(), d.policies_dir());
+        assert_eq!(c.audit.approved_jurisdictions, d.audit.approved_jurisdictions);
+        assert_eq!(c.audit.sweep_interval_hours, d.audit.sweep_interval_hours);
+        assert_eq!(c.audit.max_noncurrent_days, d.audit.max_noncurrent_days);
+        assert_eq!(c.audit.ledger_object_lock, d.audit.ledger_object_lock);
     }
 }

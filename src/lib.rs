@@ -8,12 +8,15 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod hold;
 pub mod ledger;
 pub mod model;
 pub mod policy;
 pub mod secret_file;
 pub mod store;
+pub mod sweep;

@@ -34,15 +34,15 @@ enum Command {
     /// message on one line on stderr.
     Search(lethe::cli::search::Args),
     /// Delete expired reads, destroy expired day keys, write deletion proofs (cron).
-    Sweep(lethe::cli::NotYet),
+    Sweep(lethe::cli::sweep::Args),
     /// Legal holds: place, release, list.
-    Hold(lethe::cli::NotYet),
+    Hold(lethe::cli::hold::Args),
     /// The ledger: verify, show, prove, checkpoint.
     Ledger(lethe::cli::NotYet),
     /// Daily settings audit (cron); exits non-zero on findings.
-    Audit(lethe::cli::NotYet),
+    Audit(lethe::cli::audit::Args),
     /// Access and transparency reports.
-    Report(lethe::cli::NotYet),
+    Report(lethe::cli::report::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,11 +62,11 @@ fn main() -> ExitCode {
             Command::Init(a) => lethe::cli::init::run(cfg, a).await,
             Command::Import(a) => lethe::cli::import::run(cfg, a).await,
             Command::Search(a) => lethe::cli::search::run(cfg, a).await,
-            Command::Sweep(_) => Ok(lethe::cli::not_yet("sweep")),
-            Command::Hold(_) => Ok(lethe::cli::not_yet("hold")),
+            Command::Sweep(a) => lethe::cli::sweep::run(cfg, a).await,
+            Command::Hold(a) => lethe::cli::hold::run(cfg, a).await,
             Command::Ledger(_) => Ok(lethe::cli::not_yet("ledger")),
-            Command::Audit(_) => Ok(lethe::cli::not_yet("audit")),
-            Command::Report(_) => Ok(lethe::cli::not_yet("report")),
+            Command::Audit(a) => lethe::cli::audit::run(cfg, a).await,
+            Command::Report(a) => lethe::cli::report::run(cfg, a).await,
         }
     });
     match result {

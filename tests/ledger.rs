@@ -51,6 +51,7 @@ fn sample(i: u64, writer: &str) -> Record {
         _ => RecordBody::DeletionProof(DeletionProof {
             day: t0().date_naive(),
             cutoff: t0(),
+            batch: None,
             reads_deleted: i,
             deleted_keys_root: [7; 32],
             reads_held: 0,
@@ -689,6 +690,7 @@ mod roundtrip {
                     RecordBody::DeletionProof(DeletionProof {
                         day: ts.date_naive(),
                         cutoff: ts,
+                        batch: None,
                         reads_deleted: n,
                         deleted_keys_root: [n as u8; 32],
                         reads_held: n / 3,

@@ -48,3 +48,43 @@ impl Context {
         })
     }
 }
+
+/// Opens the ledger for writing with the signing key from the keys folder (created when
+/// `keys.create_missing`).
+pub async fn open_ledger(ctx: &Context) -> anyhow::Result<crate::ledger::Ledger> {
+    use crate::ledger::{Ledger, LedgerConfig, SigningKey};
+    let path = ctx.config.keys.ledger_signing_key_path();
+    let signer = if ctx.config.keys.create_missing {
+        SigningKey::load_or_create(&path, &ctx.config.ledger.origin)?.0
+    } else {
+        let bytes = crate::secret_file::read_secret(&path, "ledger signing key")?;
+        SigningKey::from_pkcs8(&ctx.config.ledger.origin, &bytes)?
+    };
+    let cfg = LedgerConfig {
+        prefix: object_store::path::Path::from(ctx.config.ledger.prefix.as_str()),
+        ..LedgerConfig::default()
+    };
+    Ledger::open(ctx.object_store.clone(), cfg, signer)
+        .await
+        .with_context(|| format!("ledger ({})", ctx.config.ledger.prefix))
+}
+
+/// Read access to the ledger: the verifier key from `ledger.pub` in the keys folder, or derived
+/// from the signing key when only that is present. Needs no write access.
+pub fn ledger_reader(ctx: &Context) -> anyhow::Result<crate::ledger::LogReader> {
+    use crate::ledger::{LogReader, SigningKey, VerifierKey};
+    let pub_path = ctx.config.keys.ledger_public_key_path();
+    let key = match std::fs::read_to_string(&pub_path) {
+        Ok(text) => VerifierKey::parse(&text).with_context(|| pub_path.display().to_string())?,
+        Err(_) => {
+            let path = ctx.config.keys.ledger_signing_key_path();
+            let bytes = crate::secret_file::read_secret(&path, "ledger signing key")?;
+            SigningKey::from_pkcs8(&ctx.config.ledger.origin, &bytes)?.verifier()
+        }
+    };
+    Ok(LogReader::new(
+        ctx.object_store.clone(),
+        object_store::path::Path::from(ctx.config.ledger.prefix.as_str()),
+        key,
+    ))
+}

@@ -1,12 +1,16 @@
 //! Command implementations behind the `lethe` binary. Each returns an exit code; errors become
 //! one readable line in `main`.
 
+pub mod audit;
 pub mod client;
 pub mod context;
+pub mod hold;
 pub mod import;
 pub mod init;
+pub mod report;
 pub mod search;
 pub mod serve;
+pub mod sweep;
 
 /// Arguments of a command that is not built yet.
 #[derive(Debug, clap::Args)]

@@ -619,23 +619,27 @@ impl Committer {
             Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(store_err("put", &key)(e)),
         }
-        // Hints: failures only cost the next opener some probing.
+        // Hints: failures only cost the next opener some probing, so they are written in the
+        // background and never delay the callers whose records are already durable and signed.
+        let store = self.reader.store.clone();
         let latest = self.reader.latest_hint_key();
-        let put_latest = self.reader.store.put(&latest, PutPayload::from(note.into_bytes()));
         let tail = batch.map(|(first, bytes)| (self.reader.tail_hint_key(), tail_hint(first, bytes)));
-        let put_tail = async {
-            match &tail {
-                Some((k, v)) => self.reader.store.put(k, PutPayload::from(v.clone().into_bytes())).await.map(|_| ()),
-                None => Ok(()),
+        tokio::spawn(async move {
+            let put_latest = store.put(&latest, PutPayload::from(note.into_bytes()));
+            let put_tail = async {
+                match &tail {
+                    Some((k, v)) => store.put(k, PutPayload::from(v.clone().into_bytes())).await.map(|_| ()),
+                    None => Ok(()),
+                }
+            };
+            let (a, b) = tokio::join!(put_latest, put_tail);
+            if let Err(e) = a {
+                tracing::warn!(error = %e, "ledger: cannot update latest-checkpoint hint");
             }
-        };
-        let (a, b) = tokio::join!(put_latest, put_tail);
-        if let Err(e) = a {
-            tracing::warn!(error = %e, "ledger: cannot update latest-checkpoint hint");
-        }
-        if let Err(e) = b {
-            tracing::warn!(error = %e, "ledger: cannot update tail hint");
-        }
+            if let Err(e) = b {
+                tracing::warn!(error = %e, "ledger: cannot update tail hint");
+            }
+        });
         Ok(())
     }
 }

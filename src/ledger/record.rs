@@ -110,6 +110,8 @@ pub enum RecordBody {
     KeyDestroyed(KeyEvent),
     /// A sweep was forced past a safety check.
     SweepForced(SweepForced),
+    /// A released or expired hold's copies were deleted and its key destroyed.
+    HoldPurged(HoldPurged),
 }
 
 impl RecordBody {
@@ -127,6 +129,7 @@ impl RecordBody {
         "key_created",
         "key_destroyed",
         "sweep_forced",
+        "hold_purged",
     ];
 
     /// The stable kind name, equal to the serialized `kind` tag.
@@ -144,6 +147,7 @@ impl RecordBody {
             Self::KeyCreated(_) => "key_created",
             Self::KeyDestroyed(_) => "key_destroyed",
             Self::SweepForced(_) => "sweep_forced",
+            Self::HoldPurged(_) => "hold_purged",
         }
     }
 }
@@ -227,6 +231,11 @@ pub struct DeletionProof {
     /// Retention cutoff instant used.
     #[serde(with = "ts")]
     pub cutoff: DateTime<Utc>,
+    /// The sweep batch of the day (1, 2, …) this proof covers, or absent for the day's closing
+    /// proof, which restates the day's totals and reconciles them (added by the sweeper; absent
+    /// in earlier records, which decode as closing proofs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
     /// Reads deleted.
     pub reads_deleted: u64,
     /// RFC 6962 root over the deleted object keys, in key order.
@@ -247,7 +256,7 @@ pub struct DeletionProof {
 /// What a hold covers. No plaintext plate: plates are given encrypted plus blind values.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct HoldScope {
-    /// Plates, encrypted under the audit key.
+    /// Plates, encrypted under the audit key (or, in a hold record, under the hold key).
     #[serde(with = "b64_vec")]
     pub plate_ciphertexts: Vec<Vec<u8>>,
     /// Blind index values of those plates.
@@ -357,6 +366,20 @@ pub struct SettingsAudit {
 pub struct KeyEvent {
     /// Key id (e.g. the capture day).
     pub key_id: String,
+}
+
+/// A released or expired hold's copies were deleted by the sweeper and its key destroyed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldPurged {
+    /// Hold id.
+    pub hold_id: String,
+    /// Held copies deleted.
+    pub reads_deleted: u64,
+    /// RFC 6962 root over the deleted copies' object keys, in byte order.
+    #[serde(with = "hex32")]
+    pub deleted_keys_root: Hash,
+    /// The hold key was destroyed.
+    pub key_destroyed: bool,
 }
 
 /// A sweep was forced past a safety check.

@@ -4,7 +4,9 @@
 //! reads/{capture day UTC}/{blind bucket}/{capture time}-{locator}   one encrypted read
 //! ids/{capture day UTC}/{locator}                                    idempotency marker (client ids)
 //! keys/day/{capture day}  keys/hold/{hold}  keys/kek-check           wrapped keys (crypto/keys.rs)
-//! holds/{hold}/{capture time}-{locator}                               reads under legal hold
+//! holds/{hold}/record.json, released.json, purge.json                 a legal hold (hold/)
+//! holds/{hold}/reads/{capture time}-{locator}                         reads under legal hold
+//! sweep/lease/{n}  sweep/days/{day}/{batch}.json  sweep/clock-probe   the sweeper (sweep/)
 //! ledger/…                                                            the ledger (ledger/)
 //! ```
 //!
