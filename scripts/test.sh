@@ -55,10 +55,12 @@ if command -v rustup >/dev/null; then
 fi
 
 install_python_tools() {
-  # HOOK (not needed yet): python3 + grpcio-tools for the gRPC end-to-end tests, e.g.
-  #   command -v python3 >/dev/null || apt-get install -y -q python3 python3-venv >>"$LOG_DIR/apt.log" 2>&1
-  #   python3 -c 'import grpc_tools' 2>/dev/null || python3 -m pip install -q grpcio-tools
-  :
+  # python3 with venv for tests/python_client.rs, which installs grpcio-tools into a virtualenv
+  # under the target directory itself when it is missing.
+  if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    say "apt-get install python3 python3-venv"
+    apt-get install -y -q python3 python3-venv >>"$LOG_DIR/apt.log" 2>&1 || { tail -n 20 "$LOG_DIR/apt.log"; exit 1; }
+  fi
 }
 install_python_tools
 

@@ -22,8 +22,16 @@ enum Command {
     /// Create keys, set bucket lifecycle rules, record the approved policy baseline.
     Init(lethe::cli::init::Args),
     /// Stream reads from a file to a server.
+    ///
+    /// Exit 0: every row stored (or already stored); 3: some rows rejected or unparseable (listed
+    /// by row number, counted by reason); 1: the import failed (unacknowledged batches must be
+    /// re-sent; re-running the same import is idempotent).
     Import(lethe::cli::import::Args),
     /// Search a plate (client).
+    ///
+    /// Every search, allowed or denied, is recorded in the ledger before anything is returned.
+    /// Exit 0: done (even with no results); 2: refused or failed, with the gRPC status code and
+    /// message on one line on stderr.
     Search(lethe::cli::search::Args),
     /// Delete expired reads, destroy expired day keys, write deletion proofs (cron).
     Sweep(lethe::cli::sweep::Args),

@@ -545,3 +545,25 @@ async fn health_and_reflection_are_served() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_capped_search_says_so_and_its_receipt_lists_exactly_what_was_sent() {
+    let h = Harness::start_with(ApiLimits {
+        max_search_results: 2,
+        ..ApiLimits::default()
+    })
+    .await;
+    let reads = (0..3i64)
+        .map(|i| read(&format!("cap-{i}"), "4CAP444", t0() - hours(3 - i), "cam"))
+        .collect();
+    assert_eq!(h.ingest(reads).await.unwrap().stored, 3);
+    let (header, results) = h.search_as("city-pd", search_req("4CAP444")).await.unwrap();
+    assert!(header.truncated);
+    assert_eq!(header.count, 2);
+    assert_eq!(ids(&results), ["cap-0", "cap-1"]);
+    let acc = access_records(&h.ledger().await);
+    assert_eq!(acc[0].receipt.count, 2);
+    assert_eq!(acc[0].receipt.read_id_hashes, vec![sha256("cap-0"), sha256("cap-1")]);
+    assert!(acc[0].reason.contains("capped at 2"), "{}", acc[0].reason);
+    h.stop().await;
+}

@@ -13,7 +13,11 @@
 //!   No record, no data: a ledger failure is UNAVAILABLE with nothing returned. Because the
 //!   receipt must precede the results, matches are collected first, capped at
 //!   [`ApiLimits::max_search_results`] reads and [`ApiLimits::max_search_bytes`] bytes; a capped
-//!   search says so (`truncated`) and its receipt lists exactly what was sent.
+//!   search says so (`truncated`) and its receipt lists exactly what was sent. Capture days are
+//!   read [`search::DAY_CONCURRENCY`] at a time, in order.
+//! - Searches refused before a decision (malformed plate, window or labels: INVALID_ARGUMENT, or
+//!   no valid token: UNAUTHENTICATED) are not access records: there is no principal or no plate
+//!   to record. Every request that reaches the policy is recorded, allowed or denied.
 //! - Reads captured before the retention cutoff are never returned, swept or not.
 //!
 //! Layout: [`server`] (tonic wiring, health, reflection, shutdown), [`ingest`], [`search`],

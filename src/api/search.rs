@@ -5,12 +5,57 @@
 //! recorded the same way, with an empty receipt.
 
 use chrono::{DateTime, Duration, Utc};
-use futures::StreamExt;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 use super::ports::{Access, Action, LedgerDecision, Principal, Receipt, RecordBody, RequestContext};
 use super::{convert, proto, sha256, ApiError, ApiState};
 use crate::model::plate;
-use crate::store::{FindQuery, Found};
+use crate::store::{FindQuery, Found, StoreError};
+
+/// How many capture days one search reads at once. The store lists and fetches one day at a
+/// time; on a remote store, a month's window is then 30 round-trip chains in a row.
+pub const DAY_CONCURRENCY: usize = 8;
+
+/// The matches in `from..=to`, in capture-time order, reading up to [`DAY_CONCURRENCY`] days at
+/// once (each day's matches are collected by the store; days are yielded in order).
+fn find_by_day(
+    state: &ApiState,
+    plate: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    folded: bool,
+    camera_id: Option<String>,
+) -> BoxStream<'static, Result<Found, StoreError>> {
+    let mut windows = Vec::new();
+    let mut start = from;
+    while start <= to {
+        let next_day = (start.date_naive() + Duration::days(1))
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc();
+        let end = to.min(next_day - Duration::nanoseconds(1));
+        windows.push((start, end));
+        start = next_day;
+    }
+    let reads = state.reads.clone();
+    let plate = plate.to_string();
+    stream::iter(windows)
+        .map(move |(from, to)| {
+            reads
+                .find(FindQuery {
+                    plate: plate.clone(),
+                    from,
+                    to,
+                    folded,
+                    camera_id: camera_id.clone(),
+                })
+                .try_collect::<Vec<Found>>()
+        })
+        .buffered(DAY_CONCURRENCY)
+        .map_ok(|day| stream::iter(day.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
+}
 
 /// The longest purpose or case number accepted.
 pub const MAX_LABEL_LEN: usize = 256;
@@ -111,13 +156,7 @@ pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchR
     let mut truncated = false;
     if from <= to {
         let mut bytes = 0usize;
-        let mut s = state.reads.find(FindQuery {
-            plate: plate.clone(),
-            from,
-            to,
-            folded: req.folded,
-            camera_id: camera_id.clone(),
-        });
+        let mut s = find_by_day(state, &plate, from, to, req.folded, camera_id.clone());
         while let Some(item) = s.next().await {
             let f = match item {
                 Ok(f) => f,

@@ -17,6 +17,11 @@ use super::proto::ingest_server::{Ingest, IngestServer};
 use super::proto::search_server::{Search, SearchServer};
 use super::{ingest, proto, search, ApiState};
 
+/// HTTP/2 stream flow-control window (bytes).
+pub const STREAM_WINDOW: u32 = 4 << 20;
+/// HTTP/2 connection flow-control window (bytes).
+pub const CONNECTION_WINDOW: u32 = 16 << 20;
+
 /// Errors starting or running the server.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -136,7 +141,11 @@ pub async fn run(listener: TcpListener, state: ApiState, shutdown: impl Future<O
             let _ = s.set_nodelay(true);
         })
     });
+    // Wider HTTP/2 flow-control windows than the 64 KiB default, so a batch of images is not
+    // paced by window updates.
     tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .add_service(health)
         .add_service(reflection)
         .add_service(ingest)

@@ -45,6 +45,8 @@ impl ClientArgs {
     pub async fn connect(&self) -> anyhow::Result<Channel> {
         let ep = Endpoint::from_shared(self.server.clone()).with_context(|| format!("--server {}: not a URL", self.server))?;
         ep.tcp_nodelay(true)
+            .initial_stream_window_size(crate::api::server::STREAM_WINDOW)
+            .initial_connection_window_size(crate::api::server::CONNECTION_WINDOW)
             .connect()
             .await
             .with_context(|| format!("cannot connect to {}", self.server))

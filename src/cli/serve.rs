@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::context::Context;
+use super::context::{open_ledger, Context};
 use crate::api::{server, ApiLimits, ApiState, LedgerWriter};
+use crate::audit::record_policy_on_start;
 use crate::clock::{SharedClock, SystemClock};
 use crate::crypto::AuditKey;
-use crate::ledger::{Ledger, LedgerConfig, SigningKey};
 use crate::policy::{ensure_dev_tokens, PolicySet};
 
 /// `lethe serve` arguments.
@@ -61,29 +61,24 @@ pub async fn state(ctx: &Context) -> anyhow::Result<ApiState> {
         anyhow::bail!("no principal can authenticate: set token_sha256 in principals.toml, or let lethe create development tokens (keys.create_missing)");
     }
     let audit_key = AuditKey::load(&keys.audit_key_path(), keys.create_missing).context("keys: audit key")?;
-    let (signer, created) = SigningKey::load_or_create(&keys.ledger_signing_key_path(), &ctx.config.ledger.origin)?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let ledger = open_ledger(ctx).await?;
     let pub_path = keys.ledger_public_key_path();
-    if created || !pub_path.exists() {
-        std::fs::write(&pub_path, format!("{}\n", signer.verifier()))
+    if !pub_path.exists() {
+        // Not secret: auditors verify the ledger with it.
+        let verifier = ledger.reader().verifier().to_string();
+        std::fs::write(&pub_path, format!("{verifier}\n"))
             .with_context(|| format!("cannot write the ledger public key {}", pub_path.display()))?;
     }
-    let clock: SharedClock = Arc::new(SystemClock);
-    let ledger = Ledger::open(
-        ctx.object_store.clone(),
-        LedgerConfig {
-            prefix: object_store::path::Path::from(ctx.config.ledger.prefix.as_str()),
-            ..LedgerConfig::default()
-        },
-        signer,
-    )
-    .await?;
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let writer = super::sweep::writer("serve");
+    // The policy this server enforces is on the ledger before the first call is served.
+    record_policy_on_start(&ledger, &policies, &writer, clock.as_ref()).await?;
     tracing::info!(policy_hash = %policies.hash, principals = auth.len(), "policies loaded");
     Ok(ApiState {
         reads: ctx.reads.clone(),
         auth: Arc::new(auth),
         policy: Arc::new(policies.access),
-        ledger: Arc::new(LedgerWriter::new(ledger, clock.clone(), format!("serve@{host}"))),
+        ledger: Arc::new(LedgerWriter::new(ledger, clock.clone(), writer)),
         audit_key,
         retention: policies.retention,
         clock,

@@ -47,7 +47,12 @@ impl Harness {
     }
 
     pub async fn start_with(limits: ApiLimits) -> Self {
-        let fault = Arc::new(FaultStore::new(Arc::new(InMemory::new())));
+        Self::start_on(Arc::new(InMemory::new()), limits).await
+    }
+
+    /// A server over `backend` (wrapped in a [`FaultStore`]).
+    pub async fn start_on(backend: Arc<dyn ObjectStore>, limits: ApiLimits) -> Self {
+        let fault = Arc::new(FaultStore::new(backend));
         let store: Arc<dyn ObjectStore> = fault.clone();
         let reads = ReadStore::open(
             store.clone(),

@@ -1,0 +1,438 @@
+//! API benchmark: ingest throughput through the gRPC API against the raw object-store PUT rate of
+//! the same object sizes on the same backend in the same run, then search latency.
+//!
+//! ```text
+//! cargo run --release --example bench_api -- [--reads N] [--streams 32] [--batch 64]
+//!     [--image-bytes 20480] [--days 30] [--per-day 10000] [--blind-bits 9] [--searches 200]
+//! ```
+//! Backend: a local directory (a temp dir, fsync on, as `lethe serve` defaults); also S3 when
+//! `LETHE_TEST_S3_ENDPOINT` (plus `LETHE_TEST_S3_BUCKET`, `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`) is set (`BENCH_ONLY_S3=1`: S3 only), under a fresh prefix.
+//!
+//! Ingest: reads of ~1 KiB metadata + a 20 KiB image, sent by `--streams` concurrent
+//! bidirectional streams in batches, each acknowledged only after its objects are durable and its
+//! ingest commit is in the ledger (group commit). Measured twice: with client read ids (each read
+//! also writes an idempotency marker: 2 PUTs per read) and without (1 PUT per read).
+//! Raw: `--streams` concurrent tasks PUT (create-only) objects of the size lethe stores.
+//!
+//! Search: a store of `--days` × `--per-day` reads (metadata only) is filled directly through the
+//! read store, then `--searches` plate searches go through the API (each with its access record);
+//! p50/p99 latency from request to the last result.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lethe::api::proto::ingest_client::IngestClient;
+use lethe::api::proto::search_client::SearchClient;
+use lethe::api::proto::{self, search_response::Item};
+use lethe::api::{convert, server, ApiLimits, ApiState, LedgerWriter};
+use lethe::clock::{Clock, SharedClock, SystemClock};
+use lethe::crypto::{AuditKey, Kek};
+use lethe::ledger::{Ledger, LedgerConfig, SigningKey};
+use lethe::model::{ReadInput, ReadLimits};
+use lethe::policy::{ensure_dev_tokens, PolicySet};
+use lethe::store::{ReadStore, ReadStoreOptions};
+use object_store::path::Path;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use tonic::transport::Channel;
+
+struct Opts {
+    reads: usize,
+    streams: usize,
+    batch: usize,
+    image: usize,
+    days: i64,
+    per_day: usize,
+    blind_bits: u8,
+    searches: usize,
+    put_concurrency: usize,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        reads: 20_000,
+        streams: 32,
+        batch: 64,
+        image: 20 * 1024,
+        days: 30,
+        per_day: 10_000,
+        blind_bits: 9,
+        searches: 200,
+        put_concurrency: ApiLimits::default().ingest_concurrency,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for w in args.chunks(2) {
+        let v = || w.get(1).expect("a value").parse::<usize>().expect("a number");
+        match w[0].as_str() {
+            "--reads" => o.reads = v(),
+            "--streams" => o.streams = v(),
+            "--batch" => o.batch = v(),
+            "--image-bytes" => o.image = v(),
+            "--days" => o.days = v() as i64,
+            "--per-day" => o.per_day = v(),
+            "--blind-bits" => o.blind_bits = v() as u8,
+            "--searches" => o.searches = v(),
+            "--put-concurrency" => o.put_concurrency = v(),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    o
+}
+
+/// ~1 KiB of metadata: an address-like source map.
+fn source() -> std::collections::HashMap<String, String> {
+    [
+        (
+            "address".to_string(),
+            "1200 Example Avenue North, Seattle WA 98109 United States; ".repeat(12),
+        ),
+        ("location".to_string(), "Plain car".to_string()),
+        ("zipcode".to_string(), "98109".to_string()),
+    ]
+    .into_iter()
+    .collect()
+}
+
+fn wire_read(i: usize, id: bool, now: chrono::DateTime<chrono::Utc>, image: &[u8]) -> proto::Read {
+    proto::Read {
+        read_id: if id { format!("bench-{i}") } else { String::new() },
+        plate: format!("B{:06}", i % 1_000_000),
+        region: "WA".into(),
+        captured_at: Some(convert::to_timestamp(now - chrono::Duration::milliseconds((i % 3_600_000) as i64))),
+        camera_id: format!("cam-{}", i % 23),
+        position: Some(proto::Position { lat: 47.6, lon: -122.3 }),
+        confidence: Some(0.9),
+        source: source(),
+        image_type: "image/jpeg".into(),
+        image: image.to_vec(),
+        ..Default::default()
+    }
+}
+
+struct Env {
+    addr: std::net::SocketAddr,
+    tokens: BTreeMap<String, String>,
+    reads: ReadStore,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(store: Arc<dyn ObjectStore>, blind_bits: u8, put_concurrency: usize, keys: &std::path::Path) -> Env {
+    let reads = ReadStore::open(
+        store.clone(),
+        Kek::ephemeral(),
+        ReadStoreOptions {
+            blind_bits,
+            object_metadata: false,
+        },
+    )
+    .await
+    .unwrap();
+    let policies = PolicySet::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap();
+    let dev = ensure_dev_tokens(&policies.principals, &keys.join("dev-tokens.json")).unwrap();
+    let tokens = dev
+        .ids()
+        .map(|i| (i.to_string(), dev.get(i).unwrap().expose().to_string()))
+        .collect();
+    let ledger = Ledger::open(store, LedgerConfig::default(), SigningKey::generate("bench/ledger").unwrap())
+        .await
+        .unwrap();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let state = ApiState {
+        reads: reads.clone(),
+        auth: Arc::new(policies.authenticator(Some(&dev))),
+        policy: Arc::new(policies.access),
+        ledger: Arc::new(LedgerWriter::new(ledger, clock.clone(), "bench")),
+        audit_key: AuditKey::ephemeral(),
+        retention: policies.retention,
+        clock,
+        limits: ApiLimits {
+            ingest_concurrency: put_concurrency,
+            ..ApiLimits::default()
+        },
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server::run(listener, state, async {
+        let _ = rx.await;
+    }));
+    Env {
+        addr,
+        tokens,
+        reads,
+        _stop: tx,
+    }
+}
+
+async fn channel(addr: std::net::SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(server::STREAM_WINDOW)
+        .initial_connection_window_size(server::CONNECTION_WINDOW)
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn authed<T>(m: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(m);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// Reads/s through the API.
+async fn ingest(env: &Env, o: &Opts, ids: bool, offset: usize) -> f64 {
+    let image: Vec<u8> = (0..o.image).map(|i| (i * 7 % 251) as u8).collect();
+    let now = SystemClock.now();
+    let token = env.tokens["ingest-gateway"].clone();
+    let per_stream = o.reads / o.streams;
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for s in 0..o.streams {
+        let ch = channel(env.addr).await;
+        let (token, image) = (token.clone(), image.clone());
+        let batch = o.batch;
+        tasks.push(tokio::spawn(async move {
+            let mut client = IngestClient::new(ch).max_encoding_message_size(64 << 20);
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let mut acks = client
+                .ingest_stream(authed(tokio_stream::wrappers::ReceiverStream::new(rx), &token))
+                .await
+                .unwrap()
+                .into_inner();
+            let mut stored = 0u32;
+            let base = offset + s * per_stream;
+            for (b, chunk) in (base..base + per_stream).collect::<Vec<_>>().chunks(batch).enumerate() {
+                let reads = chunk.iter().map(|&i| wire_read(i, ids, now, &image)).collect();
+                tx.send(proto::IngestRequest { batch_id: b as u64, reads }).await.unwrap();
+                let a = acks.message().await.unwrap().unwrap();
+                assert_eq!(
+                    a.rejected,
+                    0,
+                    "{:?}",
+                    a.results.iter().find(|r| r.status() == proto::ReadStatus::Rejected)
+                );
+                stored += a.stored;
+            }
+            stored
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total as usize, per_stream * o.streams);
+    total as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Objects/s of create-only PUTs of `size` bytes, `streams` at a time.
+async fn raw_put(store: Arc<dyn ObjectStore>, o: &Opts, size: usize, prefix: &str) -> f64 {
+    let body = bytes::Bytes::from((0..size).map(|i| (i * 13 % 251) as u8).collect::<Vec<u8>>());
+    let t = Instant::now();
+    futures::stream::iter(0..o.reads)
+        .map(|i| {
+            let (store, body) = (store.clone(), body.clone());
+            let path = Path::from(format!("{prefix}/{:02}/{i:08}", i % 97));
+            async move {
+                store
+                    .put_opts(
+                        &path,
+                        PutPayload::from(body),
+                        PutOptions {
+                            mode: PutMode::Create,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(o.streams)
+        .collect::<Vec<_>>()
+        .await;
+    o.reads as f64 / t.elapsed().as_secs_f64()
+}
+
+/// This process's CPU time so far (user + system), from /proc/self/stat.
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = after.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // Fields 14 and 15 (utime, stime) are the 12th and 13th after the command name.
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn search_latency(env: &Env, o: &Opts) {
+    let now = SystemClock.now();
+    let limits = ReadLimits {
+        max_image_bytes: 1 << 20,
+        future_skew: chrono::Duration::minutes(5),
+        cutoff: now - chrono::Duration::days(o.days + 1),
+        now,
+    };
+    let total = o.days as usize * o.per_day;
+    let plates = (total / 20).max(1); // each plate seen ~20 times in the window
+    let t = Instant::now();
+    futures::stream::iter(0..total)
+        .map(|i| {
+            let reads = env.reads.clone();
+            let at = now - chrono::Duration::minutes(5) - chrono::Duration::milliseconds(((i as i64) * 86_400_000 * o.days) / total as i64);
+            async move {
+                let r = ReadInput {
+                    plate: format!("S{:06}", (i * 7919) % plates),
+                    captured_at: Some(at),
+                    camera_id: format!("cam-{}", i % 23),
+                    source: source().into_iter().collect(),
+                    ..Default::default()
+                }
+                .validate(&limits, || format!("s-{i}"))
+                .unwrap();
+                reads.put(&r, false, now).await.unwrap();
+            }
+        })
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    println!(
+        "search store: {} days × {} reads/day = {total} reads, {} blind bits, filled in {:.0} s",
+        o.days,
+        o.per_day,
+        o.blind_bits,
+        t.elapsed().as_secs_f64()
+    );
+    let mut client = SearchClient::new(channel(env.addr).await).max_decoding_message_size(256 << 20);
+    let token = env.tokens["city-pd"].clone();
+    let mut lat = Vec::new();
+    let mut found = 0usize;
+    for k in 0..o.searches {
+        let req = proto::SearchRequest {
+            plate: format!("S{:06}", (k * 104_729) % plates),
+            purpose: "investigation".into(),
+            case_number: format!("BENCH-{k}"),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let mut s = client.search(authed(req, &token)).await.unwrap().into_inner();
+        while let Some(m) = s.message().await.unwrap() {
+            if let Some(Item::Result(_)) = m.item {
+                found += 1;
+            }
+        }
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "search: {} searches over {} days, {:.1} results each: p50 {:.1} ms, p99 {:.1} ms",
+        o.searches,
+        o.days,
+        found as f64 / o.searches as f64,
+        pct(&lat, 0.5).as_secs_f64() * 1e3,
+        pct(&lat, 0.99).as_secs_f64() * 1e3
+    );
+}
+
+async fn backend(name: &str, store: Arc<dyn ObjectStore>, o: &Opts) {
+    let keys = tempfile::tempdir().unwrap();
+    // The size lethe stores for one read: the envelope of its plaintext encoding.
+    let sample = ReadInput {
+        plate: "B000001".into(),
+        captured_at: Some(SystemClock.now()),
+        camera_id: "cam-1".into(),
+        source: source().into_iter().collect(),
+        image: Some(vec![0; o.image]),
+        image_type: Some("image/jpeg".into()),
+        read_id: Some("bench-0".into()),
+        ..Default::default()
+    }
+    .validate(
+        &ReadLimits {
+            max_image_bytes: 1 << 30,
+            future_skew: chrono::Duration::minutes(5),
+            cutoff: SystemClock.now() - chrono::Duration::days(30),
+            now: SystemClock.now(),
+        },
+        || unreachable!(),
+    )
+    .unwrap();
+    let size = sample.encode().len() + 64;
+    println!(
+        "== {name}: {} reads, {} streams, batches of {}, {} puts in flight per batch, object ≈ {size} B (metadata {} B + image {} B)",
+        o.reads,
+        o.streams,
+        o.batch,
+        o.put_concurrency,
+        size - o.image,
+        o.image
+    );
+    let env = start(store.clone(), o.blind_bits, o.put_concurrency, keys.path()).await;
+    // Warm up (connections, day key), then measure raw and API alternately.
+    let _ = raw_put(store.clone(), &Opts { reads: 256, ..*o }, size, "bench-raw-warm").await;
+    let c = cpu();
+    let raw1 = raw_put(store.clone(), o, size, "bench-raw-1").await;
+    let c_raw = cpu() - c;
+    let c = cpu();
+    let api_noid = ingest(&env, o, false, 0).await;
+    let c_noid = cpu() - c;
+    let c = cpu();
+    let api_id = ingest(&env, o, true, 10_000_000).await;
+    let c_id = cpu() - c;
+    let raw2 = raw_put(store.clone(), o, size, "bench-raw-2").await;
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / o.reads as f64;
+    println!(
+        "CPU per read (client + server, user + system): raw {:.0} µs, API {:.0} µs, API with ids {:.0} µs",
+        per(c_raw),
+        per(c_noid),
+        per(c_id)
+    );
+    let raw = (raw1 + raw2) / 2.0;
+    println!("raw object_store PUT:            {raw:>8.0} objects/s (runs: {raw1:.0}, {raw2:.0})");
+    println!(
+        "API ingest, server-assigned ids: {api_noid:>8.0} reads/s = {:.2}× raw",
+        api_noid / raw
+    );
+    println!(
+        "API ingest, client read ids:     {api_id:>8.0} reads/s = {:.2}× raw (2 PUTs per read)",
+        api_id / raw
+    );
+    search_latency(&env, o).await;
+}
+
+#[tokio::main]
+async fn main() {
+    let o = opts();
+    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string())).unwrap();
+    let local = object_store::local::LocalFileSystem::new_with_prefix(dir.path())
+        .unwrap()
+        .with_fsync(true)
+        .with_automatic_cleanup(true);
+    if std::env::var("BENCH_ONLY_S3").is_err() {
+        backend("local directory (fsync on)", Arc::new(local), &o).await;
+    }
+    if let Ok(endpoint) = std::env::var("LETHE_TEST_S3_ENDPOINT") {
+        let s3 = object_store::aws::AmazonS3Builder::from_env()
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(std::env::var("LETHE_TEST_S3_BUCKET").unwrap_or_else(|_| "lethe-test".into()))
+            .with_region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()))
+            .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
+            .build()
+            .unwrap();
+        // A fresh prefix: the bucket may hold another run's keys under another KEK.
+        let prefix = format!("bench-{}", SystemClock.now().timestamp_millis());
+        let s3 = object_store::prefix::PrefixStore::new(s3, prefix.as_str());
+        backend(
+            &format!("S3 at {}", std::env::var("LETHE_TEST_S3_ENDPOINT").unwrap_or_default()),
+            Arc::new(s3),
+            &o,
+        )
+        .await;
+    }
+}
