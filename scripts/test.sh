@@ -59,10 +59,16 @@ install_python_tools() {
   # under the target directory itself when it is missing.
   if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     say "apt-get install python3 python3-venv"
-    apt-get install -y -q python3 python3-venv >>"$LOG_DIR/apt.log" 2>&1 || { tail -n 20 "$LOG_DIR/apt.log"; exit 1; }
+    { apt-get update -q && apt-get install -y -q python3 python3-venv; } >>"$LOG_DIR/apt.log" 2>&1 || { tail -n 20 "$LOG_DIR/apt.log"; exit 1; }
   fi
 }
 install_python_tools
+
+# faketime: the end-to-end test moves the sweeper's clock with it, as the README shows.
+if ! command -v faketime >/dev/null; then
+  say "apt-get install faketime"
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q faketime; } >>"$LOG_DIR/apt.log" 2>&1 || { tail -n 20 "$LOG_DIR/apt.log"; exit 1; }
+fi
 
 # --- step runner ------------------------------------------------------------------------------
 # run NAME CMD...: output to $LOG_DIR/NAME.log; printed only when the step fails.
