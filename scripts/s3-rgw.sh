@@ -152,6 +152,11 @@ CONF
   timeout 60 radosgw-admin user create --uid=ci --display-name=ci \
     --access-key="$S3_ACCESS_KEY" --secret-key="$S3_SECRET_KEY" >"$S3_DIR/log/user-create.out" 2>&1 \
     || fail "radosgw-admin user create failed" "$S3_DIR/log/user-create.out" "$S3_DIR/log/client.rgw.ci.log"
+  # A second user with no rights of its own: tests grant it read and write but not delete on a
+  # bucket (bucket policy), to prove the sweeper fails loudly without delete permission.
+  timeout 60 radosgw-admin user create --uid=nodelete --display-name=nodelete \
+    --access-key="${S3_ACCESS_KEY}nd" --secret-key="${S3_SECRET_KEY}nd" >"$S3_DIR/log/user-create-nodelete.out" 2>&1 \
+    || fail "radosgw-admin user create (nodelete) failed" "$S3_DIR/log/user-create-nodelete.out"
   # The default bucket (tests mostly create their own, one per test, for isolation).
   curl -sf -o /dev/null -X PUT --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" --aws-sigv4 "aws:amz:$S3_REGION:s3" \
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$ENDPOINT/$S3_BUCKET" || fail "creating bucket $S3_BUCKET failed" "$S3_DIR/log/client.rgw.ci.log"
@@ -161,6 +166,8 @@ export LETHE_TEST_S3_BUCKET=$S3_BUCKET
 export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY
 export AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
 export AWS_REGION=$S3_REGION
+export LETHE_TEST_S3_NODELETE_ACCESS_KEY_ID=${S3_ACCESS_KEY}nd
+export LETHE_TEST_S3_NODELETE_SECRET_ACCESS_KEY=${S3_SECRET_KEY}nd
 ENV
   local rss=0 p pid
   for p in "${DAEMONS[@]}"; do

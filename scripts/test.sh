@@ -97,6 +97,7 @@ tail -n 1 "$LOG_DIR/s3-rgw.log"
 # shellcheck disable=SC1091
 source "$S3_DIR/env"   # LETHE_TEST_S3_ENDPOINT LETHE_TEST_S3_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
 export LETHE_TEST_S3_ENDPOINT LETHE_TEST_S3_BUCKET AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
+export LETHE_TEST_S3_NODELETE_ACCESS_KEY_ID LETHE_TEST_S3_NODELETE_SECRET_ACCESS_KEY
 export LETHE_REQUIRE_S3=1
 
 # --- checks -----------------------------------------------------------------------------------

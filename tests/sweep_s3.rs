@@ -87,6 +87,17 @@ async fn s3_a_principal_without_delete_permission_fails_loudly() {
         return;
     };
     let bucket = common::fresh_bucket(&env, "sweep").await;
+    // The limited user may list, read and write this bucket, but not delete.
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":["arn:aws:iam:::user/nodelete"]}},"Action":["s3:ListBucket","s3:GetObject","s3:PutObject"],"Resource":["arn:aws:s3:::{bucket}","arn:aws:s3:::{bucket}/*"]}}]}}"#
+    );
+    common::s3_client(&env)
+        .put_bucket_policy()
+        .bucket(&bucket)
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
     let name = format!("test-sweep-nodelete-{}", SystemClock.now().timestamp_nanos_opt().unwrap_or(0));
     let full: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(common::object_store_for(&env, &bucket), name.as_str()));
     let limited_env = common::S3Env {
@@ -102,6 +113,10 @@ async fn s3_a_principal_without_delete_permission_fails_loudly() {
     let r = read("nd-1", "NODEL1", now - Duration::days(40), "cam");
     writer.put(&r, true, now).await.unwrap();
     let sweeper = lethe::store::ReadStore::open(limited, kek, opts).await.unwrap();
+    // It can see and read what it would delete: the failure below is the missing delete right.
+    let keys: Vec<_> = sweeper.list_day(r.day()).try_collect().await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(sweeper.get(&keys[0]).await.unwrap().read_id, "nd-1");
     let log = MemoryProofLog::new();
     let res = sweep::run(&sweeper, &log, &ManualClock::new(now), &SweepOptions::default()).await;
     let code = match &res {
