@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::envelope::{self, EnvelopeError, SymmetricKey};
-use crate::secret_file::{self, SecretFileError};
+use crate::secret_file::SecretFileError;
 
 const WHAT: &str = "audit key";
 /// Associated data binding a sealed plate to its use. Changing it makes old records unreadable.
@@ -40,25 +40,7 @@ impl AuditKey {
 
     /// Loads the key from `path`, creating it (mode 0600) if `create` and it does not exist.
     pub fn load(path: &Path, create: bool) -> Result<Self, SecretFileError> {
-        let bytes = if create {
-            secret_file::read_or_create_secret(path, WHAT, || {
-                let mut s = hex::encode(SymmetricKey::generate().expose());
-                s.push('\n');
-                s.into_bytes()
-            })?
-            .0
-        } else {
-            secret_file::read_secret(path, WHAT)?
-        };
-        let malformed = || SecretFileError::Malformed {
-            what: WHAT,
-            path: path.into(),
-            reason: "expected 64 hex characters".into(),
-        };
-        let text = String::from_utf8(bytes).map_err(|_| malformed())?;
-        let raw = hex::decode(text.trim()).map_err(|_| malformed())?;
-        let arr: [u8; 32] = raw.try_into().map_err(|_| malformed())?;
-        Ok(Self::from_key(SymmetricKey::from_bytes(arr), path.into()))
+        Ok(Self::from_key(super::kek::load_key_file(path, WHAT, create)?, path.into()))
     }
 
     /// A key held only in memory (tests).

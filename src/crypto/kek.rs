@@ -35,20 +35,7 @@ impl Kek {
 
     /// Loads the KEK from `path`, creating it if `create` and it does not exist.
     pub fn load(path: &Path, create: bool) -> Result<Self, SecretFileError> {
-        let bytes = if create {
-            secret_file::read_or_create_secret(path, WHAT, || {
-                let mut s = hex::encode(SymmetricKey::generate().expose());
-                s.push('\n');
-                s.into_bytes()
-            })?
-            .0
-        } else {
-            secret_file::read_secret(path, WHAT)?
-        };
-        let text = String::from_utf8(bytes).map_err(|_| malformed(path))?;
-        let raw = hex::decode(text.trim()).map_err(|_| malformed(path))?;
-        let arr: [u8; 32] = raw.try_into().map_err(|_| malformed(path))?;
-        Ok(Self::from_key(SymmetricKey::from_bytes(arr), path.to_path_buf()))
+        Ok(Self::from_key(load_key_file(path, WHAT, create)?, path.to_path_buf()))
     }
 
     /// A KEK held only in memory (tests).
@@ -77,12 +64,28 @@ impl Kek {
     }
 }
 
-fn malformed(path: &Path) -> SecretFileError {
-    SecretFileError::Malformed {
-        what: WHAT,
+/// Loads a 256-bit key kept as 64 hex characters in a secret file (mode 0600), creating it with a
+/// fresh random key when `create` and it does not exist. Used for the KEK and the audit key.
+pub fn load_key_file(path: &Path, what: &'static str, create: bool) -> Result<SymmetricKey, SecretFileError> {
+    let bytes = if create {
+        secret_file::read_or_create_secret(path, what, || {
+            let mut s = hex::encode(SymmetricKey::generate().expose());
+            s.push('\n');
+            s.into_bytes()
+        })?
+        .0
+    } else {
+        secret_file::read_secret(path, what)?
+    };
+    let malformed = || SecretFileError::Malformed {
+        what,
         path: path.into(),
         reason: "must be 64 hexadecimal characters (256 bits)".into(),
-    }
+    };
+    let text = String::from_utf8(bytes).map_err(|_| malformed())?;
+    let raw = hex::decode(text.trim()).map_err(|_| malformed())?;
+    let arr: [u8; 32] = raw.try_into().map_err(|_| malformed())?;
+    Ok(SymmetricKey::from_bytes(arr))
 }
 
 #[cfg(test)]
