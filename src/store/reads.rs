@@ -455,7 +455,7 @@ impl ReadStore {
         while let Some(r) = results.next().await {
             match r {
                 Ok(p) => {
-                    deleted.insert(p);
+                    deleted.insert(p.to_string());
                 }
                 // Already absent counts as deleted. Backends name the path differently (the local
                 // directory gives the file-system path), so it is matched by suffix below.
@@ -463,9 +463,25 @@ impl ReadStore {
                 Err(e) => errors.push(e.to_string()),
             }
         }
+        // Each absent path is matched against the wanted ones by its suffixes after a '/': linear
+        // in the paths, not quadratic (a rerun after a crash may find every object gone).
+        let wanted_set: std::collections::HashSet<&str> = wanted.iter().map(|p| p.as_ref()).collect();
+        for a in &absent {
+            if wanted_set.contains(a.as_str()) {
+                deleted.insert(a.clone());
+                continue;
+            }
+            for (i, _) in a.match_indices('/') {
+                let tail = &a[i + 1..];
+                if wanted_set.contains(tail) {
+                    deleted.insert(tail.to_string());
+                    break;
+                }
+            }
+        }
         let mut report = DeleteReport::default();
         for p in wanted {
-            if deleted.contains(&p) || absent.iter().any(|a| a == p.as_ref() || a.ends_with(&format!("/{p}"))) {
+            if deleted.contains(p.as_ref()) {
                 report.deleted.push(p);
             } else {
                 let reason = errors

@@ -417,11 +417,20 @@ async fn load_intents(store: &dyn ObjectStore, day: NaiveDate) -> Result<Vec<Int
     Ok(out)
 }
 
-/// Deletes `paths` in batches, returning the failures (path, reason).
+/// How many batch-delete calls a sweep keeps in flight (the raw `delete_stream` of the S3
+/// backend keeps 20).
+pub const DELETE_CONCURRENCY: usize = 20;
+
+/// Deletes `paths` in batches of `batch`, [`DELETE_CONCURRENCY`] batches at a time, returning
+/// the failures (path, reason). Every per-key result is checked by [`ReadStore::delete_paths`].
 async fn delete_all(reads: &ReadStore, paths: Vec<Path>, batch: usize, progress: &ProgressBar) -> Vec<(String, String)> {
+    let batch = batch.max(1);
+    let chunks: Vec<Vec<Path>> = paths.chunks(batch).map(<[Path]>::to_vec).collect();
+    let mut reports = futures::stream::iter(chunks)
+        .map(|chunk| reads.delete_paths(chunk))
+        .buffer_unordered(DELETE_CONCURRENCY);
     let mut failed = Vec::new();
-    for chunk in paths.chunks(batch.max(1)) {
-        let rep = reads.delete_paths(chunk.to_vec()).await;
+    while let Some(rep) = reports.next().await {
         progress.inc(rep.deleted.len() as u64);
         failed.extend(rep.failed.into_iter().map(|(p, r)| (p.to_string(), r)));
     }
@@ -613,6 +622,7 @@ impl Sweeper<'_> {
         }
 
         // 3. Hold what active holds cover, then delete the rest under a new batch intent.
+        let mut still_listed = listed.len();
         if !expired.is_empty() {
             let dk = self.day_key(day).await?;
             let mut planned = Vec::with_capacity(expired.len());
@@ -644,11 +654,12 @@ impl Sweeper<'_> {
                 });
             }
             self.opts.progress.inc_length(intent.reads.len() as u64);
-            self.execute(&intent, &mut rep).await?;
+            still_listed = self.execute(&intent, &mut rep).await?;
         }
 
-        // 4. Close the day once all of it is past the cutoff and its reads are gone.
-        if whole_day_past && !self.state.closed.contains(&day) && rep.failed.is_empty() {
+        // 4. Close the day once all of it is past the cutoff and its reads are gone (the latest
+        // listing — the re-listing after the deletes, or the listing above — shows none).
+        if whole_day_past && still_listed == 0 && !self.state.closed.contains(&day) && rep.failed.is_empty() {
             self.close_day(day, &mut rep).await?;
         }
         Ok(rep)
@@ -663,8 +674,12 @@ impl Sweeper<'_> {
     }
 
     /// Deletes an intent's objects, re-lists the day and appends the batch proof for what is gone.
-    async fn execute(&mut self, intent: &Intent, rep: &mut DayReport) -> Result<(), SweepError> {
+    /// Returns how many reads of the day the re-listing still shows.
+    async fn execute(&mut self, intent: &Intent, rep: &mut DayReport) -> Result<usize, SweepError> {
+        // Reads first, then their markers, each in name order: a batch delete of neighbouring
+        // names is what the store does fastest (one index range per call).
         let mut paths = Vec::with_capacity(intent.reads.len() * 2);
+        let mut markers = Vec::with_capacity(intent.reads.len());
         for r in &intent.reads {
             let p = Path::from(r.key.as_str());
             let k = ReadKey::parse(&p).ok_or_else(|| SweepError::Corrupt {
@@ -672,8 +687,11 @@ impl Sweeper<'_> {
                 reason: format!("names {} which is not a read", r.key),
             })?;
             paths.push(p);
-            paths.push(k.marker_path());
+            markers.push(k.marker_path());
         }
+        paths.sort_unstable();
+        markers.sort_unstable();
+        paths.extend(markers);
         let failed = delete_all(self.reads, paths, self.opts.delete_batch, &self.opts.progress).await;
         let remaining = list_day(self.store(), intent.day).await?;
         let gone: Vec<&IntentRead> = intent.reads.iter().filter(|r| !remaining.contains_key(&r.key)).collect();
@@ -708,13 +726,12 @@ impl Sweeper<'_> {
         rep.deleted += deleted.len() as u64;
         rep.held += held;
         rep.batch_proofs += 1;
-        Ok(())
+        Ok(remaining.len())
     }
 
+    /// Closes a day whose latest listing showed no reads: markers deleted, key destroyed, the
+    /// closing proof appended.
     async fn close_day(&mut self, day: NaiveDate, rep: &mut DayReport) -> Result<(), SweepError> {
-        if !list_day(self.store(), day).await?.is_empty() {
-            return Ok(());
-        }
         let intents = load_intents(self.store(), day).await?;
         if intents.iter().any(|i| !self.state.batches.contains(&(day, i.batch))) {
             return Ok(());
