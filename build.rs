@@ -11,6 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("lethe_descriptor.bin"), protox::prost::Message::encode_to_vec(&fds))?;
     tonic_prost_build::configure()
+        // Images arrive as slices of the received message, not copies.
+        .bytes(".lethe.v1.Read.image")
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;

@@ -19,10 +19,10 @@ use chrono::Duration;
 use futures::{StreamExt, TryStreamExt};
 use lethe::clock::{Clock, ManualClock, SystemClock};
 use lethe::crypto::Kek;
-use lethe::model::{ReadInput, ReadLimits};
-use lethe::store::{ReadStore, ReadStoreOptions};
 use lethe::ledger::record::{IngestCommit, Record, RecordBody};
 use lethe::ledger::{Ledger, LedgerConfig, SigningKey};
+use lethe::model::{ReadInput, ReadLimits};
+use lethe::store::{ReadStore, ReadStoreOptions};
 use lethe::sweep::ledger_log::LedgerProofLog;
 use lethe::sweep::{self, SweepOptions};
 use object_store::path::Path;
@@ -105,9 +105,7 @@ async fn main() -> anyhow::Result<()> {
         first_key: String::new(),
         last_key: String::new(),
     };
-    ledger
-        .append(&Record::new(now, "bench", RecordBody::IngestCommit(commit)))
-        .await?;
+    ledger.append(&Record::new(now, "bench", RecordBody::IngestCommit(commit))).await?;
     let log = LedgerProofLog::new(ledger, "bench-sweep");
     let clock = ManualClock::new(SystemClock.now());
     let t = Instant::now();

@@ -264,7 +264,7 @@ async fn malformed_fields_are_named_and_store_nothing() {
     let mut no_time = read("n", "2BAD222", t0(), "cam");
     no_time.captured_at = None;
     let mut big = read("i", "2BAD222", t0(), "cam");
-    big.image = vec![0; h.limits.max_image_bytes + 1];
+    big.image = vec![0; h.limits.max_image_bytes + 1].into();
     let ack = h
         .ingest(vec![
             read("ok", "2GUD222", t0() - hours(1), "cam"),
@@ -328,7 +328,7 @@ async fn message_size_limit_on_unary_and_streaming() {
     // 4 MiB + 1 byte images pass when the limits allow them…
     let h = Harness::start().await;
     let mut big = read("big-1", "4MIB001", t0() - hours(1), "cam");
-    big.image = vec![7; (4 << 20) + 1];
+    big.image = vec![7; (4 << 20) + 1].into();
     let ack = h.ingest(vec![big.clone()]).await.unwrap();
     assert_eq!(ack.stored, 1, "{ack:?}");
     let mut big2 = big.clone();
@@ -353,7 +353,7 @@ async fn message_size_limit_on_unary_and_streaming() {
     })
     .await;
     let mut big = read("big", "4MIB001", t0() - hours(1), "cam");
-    big.image = vec![7; 2 << 20];
+    big.image = vec![7; 2 << 20].into();
     let e = h.ingest(vec![big.clone()]).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
     let mut ic = h.ingest_client().await;
@@ -505,6 +505,62 @@ async fn a_cut_stream_leaves_every_acknowledged_read_stored() {
     assert!(acks.message().await.unwrap().is_none());
     let (_, results) = h.search_as("city-pd", search_req("6CUT600")).await.unwrap();
     assert_eq!(results.len(), 60, "each read stored exactly once");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn batches_sent_ahead_on_one_stream_are_acknowledged_in_order_then_the_error() {
+    // A client may send several batches without waiting: the server works on a few at once and
+    // acknowledges them in the order sent; a bad message after them ends the stream only after
+    // every batch before it was acknowledged.
+    let h = Harness::start_with(ApiLimits {
+        max_message_bytes: 1 << 20,
+        ..ApiLimits::default()
+    })
+    .await;
+    let batch = |n: u64| proto::IngestRequest {
+        batch_id: n,
+        reads: (0..10)
+            .map(|i| {
+                read(
+                    &format!("p{n}-{i}"),
+                    "7PIPE70",
+                    t0() - hours(2) + chrono::Duration::seconds((n * 100 + i) as i64),
+                    "cam",
+                )
+            })
+            .collect(),
+    };
+    let mut oversize = read("too-big", "7PIPE70", t0() - hours(1), "cam");
+    oversize.image = vec![7; 2 << 20].into();
+    let mut sent: Vec<proto::IngestRequest> = (1..=6).map(batch).collect();
+    sent.push(proto::IngestRequest {
+        batch_id: 7,
+        reads: vec![oversize],
+    });
+    let mut ic = h.ingest_client().await;
+    let mut acks = ic
+        .ingest_stream(h.req("ingest-gateway", futures::stream::iter(sent)))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut order = Vec::new();
+    let e = loop {
+        match acks.message().await {
+            Ok(Some(a)) => {
+                assert_eq!(a.stored, 10, "{a:?}");
+                order.push(a.batch_id);
+            }
+            Ok(None) => panic!("the stream ended without the oversize message's error"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(order, vec![1, 2, 3, 4, 5, 6], "acknowledged in the order sent");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    let (_, results) = h.search_as("city-pd", search_req("7PIPE70")).await.unwrap();
+    assert_eq!(results.len(), 60, "each acknowledged read stored once, nothing of the bad one");
+    let committed: u64 = commits(&h.ledger().await).iter().map(|c| c.count).sum();
+    assert_eq!(committed, 60);
     h.stop().await;
 }
 

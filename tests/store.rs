@@ -32,7 +32,7 @@ fn read(id: &str, plate: &str, at: DateTime<Utc>, camera: &str) -> PlateRead {
         region: Some("CA".into()),
         captured_at: Some(at),
         camera_id: camera.into(),
-        image: Some(vec![7u8; 2048]),
+        image: Some(vec![7u8; 2048].into()),
         image_type: Some("image/jpeg".into()),
         ..Default::default()
     }

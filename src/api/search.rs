@@ -171,7 +171,7 @@ pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchR
             if f.read.captured_at < cutoff || f.read.captured_at < from || f.read.captured_at > to {
                 continue;
             }
-            let size = f.read.image.as_ref().map_or(0, Vec::len) + 1024;
+            let size = f.read.image.as_ref().map_or(0, |i| i.len()) + 1024;
             if found.len() >= state.limits.max_search_results || bytes + size > state.limits.max_search_bytes {
                 truncated = true;
                 break;

@@ -1,12 +1,14 @@
 //! The tonic server: the Ingest and Search services, the standard health service and server
 //! reflection, on a listener the caller bound, until the caller's shutdown future resolves.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::codegen::Service;
 use tonic::server::NamedService;
@@ -16,6 +18,9 @@ use super::ports::Action;
 use super::proto::ingest_server::{Ingest, IngestServer};
 use super::proto::search_server::{Search, SearchServer};
 use super::{ingest, proto, search, ApiState};
+
+/// How many batches of one ingest stream are in progress at once.
+pub const INGEST_PIPELINE: usize = 4;
 
 /// HTTP/2 stream flow-control window (bytes).
 pub const STREAM_WINDOW: u32 = 4 << 20;
@@ -63,28 +68,45 @@ impl Ingest for ApiService {
         let principal = self.state.principal(request.metadata(), Action::Ingest)?;
         let mut inbound = request.into_inner();
         let state = self.state.clone();
-        // One batch at a time per stream, acknowledged in order; concurrency comes from many
-        // streams and from the puts inside a batch.
-        let (tx, rx) = mpsc::channel(2);
+        // Up to INGEST_PIPELINE batches of one stream are in progress at once (the next one is
+        // stored while the previous one waits for its ledger commit), acknowledged in order.
+        // Each runs in a task of its own and to its end even if the stream fails or the client
+        // goes away: a batch is never cut off between its puts and its ingest commit.
+        let (tx, rx) = mpsc::channel(INGEST_PIPELINE);
         tokio::spawn(async move {
+            let mut pending: VecDeque<JoinHandle<Result<proto::IngestResponse, Status>>> = VecDeque::new();
+            let mut reading = true;
+            let mut failed: Option<Status> = None;
             loop {
-                let batch = match inbound.message().await {
-                    Ok(Some(b)) => b,
-                    Ok(None) => break,
-                    Err(status) => {
-                        // Oversize or malformed message, or the client went away.
-                        let _ = tx.send(Err(super::error::from_transport(&status).into_status())).await;
-                        break;
-                    }
-                };
-                match ingest::ingest_batch(&state, &principal, batch).await {
-                    Ok(ack) => {
-                        if tx.send(Ok(ack)).await.is_err() {
+                tokio::select! {
+                    biased;
+                    done = async { pending.front_mut().expect("guarded").await }, if !pending.is_empty() => {
+                        pending.pop_front();
+                        let ack = done.unwrap_or_else(|e| Err(Status::internal(format!("ingest task failed: {e}"))));
+                        let stop = ack.is_err();
+                        if tx.send(ack).await.is_err() || stop {
                             break;
                         }
                     }
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into_status())).await;
+                    msg = inbound.message(), if reading && pending.len() < INGEST_PIPELINE => match msg {
+                        Ok(Some(batch)) => {
+                            let (state, principal) = (state.clone(), principal.clone());
+                            pending.push_back(tokio::spawn(async move {
+                                ingest::ingest_batch(&state, &principal, batch).await.map_err(|e| e.into_status())
+                            }));
+                        }
+                        Ok(None) => reading = false,
+                        Err(status) => {
+                            // Oversize or malformed message, or the client went away: the batches
+                            // before it are acknowledged first, then the stream ends with this.
+                            reading = false;
+                            failed = Some(super::error::from_transport(&status).into_status());
+                        }
+                    },
+                    else => {
+                        if let Some(status) = failed.take() {
+                            let _ = tx.send(Err(status)).await;
+                        }
                         break;
                     }
                 }

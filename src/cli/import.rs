@@ -281,7 +281,7 @@ fn parse_json(line: &str) -> Result<Row, String> {
             }),
             source: j.source.into_iter().collect(),
             image_type: j.image_type.unwrap_or_default(),
-            image,
+            image: image.into(),
         },
         captured_at,
         explicit_id,
@@ -343,8 +343,11 @@ fn row_id(line: &str, row: u64, shift: Duration) -> String {
 }
 
 /// A synthetic image of `n` bytes (not compressible, not meaningful).
-fn synthetic_image(n: usize) -> Vec<u8> {
-    (0..n).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+fn synthetic_image(n: usize) -> bytes::Bytes {
+    (0..n)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 /// Progress and outcome counters.

@@ -16,7 +16,7 @@
 //!
 //! **Changing this layout breaks stored data**: bump [`ENVELOPE_VERSION`] and keep a decoder.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInOut, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -129,25 +129,36 @@ fn aad(header: &[u8], context: &[u8]) -> Vec<u8> {
 
 /// Encrypts `plaintext` under `key`, naming `key_id` in the header and binding `context`.
 pub fn seal(key: &SymmetricKey, key_id: &str, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let mut nonce = [0u8; NONCE_LEN];
-    SystemRandom::new().fill(&mut nonce).expect("OS random");
-    seal_with_nonce(key, key_id, context, plaintext, nonce)
+    seal_parts(key, key_id, context, &[plaintext])
 }
 
-pub(crate) fn seal_with_nonce(key: &SymmetricKey, key_id: &str, context: &[u8], plaintext: &[u8], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
+/// [`seal`] of the concatenation of `parts`, without first joining them: the parts are copied
+/// once, into the envelope, and encrypted there in place.
+pub fn seal_parts(key: &SymmetricKey, key_id: &str, context: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_LEN];
+    SystemRandom::new().fill(&mut nonce).expect("OS random");
+    seal_parts_with_nonce(key, key_id, context, parts, nonce)
+}
+
+fn seal_parts_with_nonce(key: &SymmetricKey, key_id: &str, context: &[u8], parts: &[&[u8]], nonce: [u8; NONCE_LEN]) -> Vec<u8> {
     assert!(key_id.len() <= 255, "key id too long");
-    let mut out = Vec::with_capacity(6 + key_id.len() + NONCE_LEN + plaintext.len() + TAG_LEN);
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(6 + key_id.len() + NONCE_LEN + len + TAG_LEN);
     out.extend_from_slice(MAGIC);
     out.push(ENVELOPE_VERSION);
     out.push(key_id.len() as u8);
     out.extend_from_slice(key_id.as_bytes());
     out.extend_from_slice(&nonce);
+    let header_len = out.len();
+    for p in parts {
+        out.extend_from_slice(p);
+    }
     let cipher = Aes256Gcm::new_from_slice(&key.0).expect("32-byte key");
-    let a = aad(&out, context);
-    let ct = cipher
-        .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad: &a })
+    let a = aad(&out[..header_len], context);
+    let tag = cipher
+        .encrypt_inout_detached(&Nonce::from(nonce), &a, out[header_len..].as_mut().into())
         .expect("AES-GCM encryption of an in-memory buffer cannot fail");
-    out.extend_from_slice(&ct);
+    out.extend_from_slice(&tag);
     out
 }
 
@@ -182,6 +193,30 @@ mod tests {
             open(&SymmetricKey::generate(), &h, &env, b"ctx"),
             Err(EnvelopeError::Authentication)
         );
+    }
+
+    #[test]
+    fn sealing_in_parts_is_byte_for_byte_sealing_the_whole() {
+        let k = SymmetricKey::generate();
+        let nonce = [7u8; NONCE_LEN];
+        let (a, b) = (b"metadata".as_slice(), vec![0xA5u8; 5000]);
+        let parts = seal_parts_with_nonce(&k, "day:2026-12-03", b"ctx", &[a, &b], nonce);
+        // The envelope as the one-shot AEAD call builds it: header, then ciphertext ‖ tag.
+        let whole = [a, &b].concat();
+        let header_len = 6 + "day:2026-12-03".len() + NONCE_LEN;
+        let cipher = Aes256Gcm::new_from_slice(&k.0).unwrap();
+        let ct = cipher
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: &whole,
+                    aad: &aad(&parts[..header_len], b"ctx"),
+                },
+            )
+            .unwrap();
+        assert_eq!(&parts[header_len..], &ct[..]);
+        let h = parse_header(&parts).unwrap();
+        assert_eq!(open(&k, &h, &parts, b"ctx").unwrap(), whole);
     }
 
     #[test]

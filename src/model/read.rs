@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +75,7 @@ pub struct PlateRead {
     pub image_type: Option<String>,
     /// The image crop. Not part of the JSON metadata; framed after it.
     #[serde(skip)]
-    pub image: Option<Vec<u8>>,
+    pub image: Option<Bytes>,
 }
 
 /// A read as a client sends it, before validation.
@@ -101,7 +102,7 @@ pub struct ReadInput {
     /// Image media type.
     pub image_type: Option<String>,
     /// Image bytes.
-    pub image: Option<Vec<u8>>,
+    pub image: Option<Bytes>,
 }
 
 /// Why a read was refused. Each names the field; none repeats the plate.
@@ -345,14 +346,24 @@ impl PlateRead {
 
     /// Plaintext encoding: version byte, u32 big-endian metadata length, metadata JSON, image.
     pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.encode_head();
+        out.extend_from_slice(self.image_bytes());
+        out
+    }
+
+    /// The plaintext up to the image: [`PlateRead::encode`] is `encode_head() ‖ image_bytes()`.
+    pub fn encode_head(&self) -> Vec<u8> {
         let meta = serde_json::to_vec(self).expect("read metadata serializes");
-        let img = self.image.as_deref().unwrap_or(&[]);
-        let mut out = Vec::with_capacity(5 + meta.len() + img.len());
+        let mut out = Vec::with_capacity(5 + meta.len());
         out.push(PLAINTEXT_VERSION);
         out.extend_from_slice(&(meta.len() as u32).to_be_bytes());
         out.extend_from_slice(&meta);
-        out.extend_from_slice(img);
         out
+    }
+
+    /// The image, or nothing.
+    pub fn image_bytes(&self) -> &[u8] {
+        self.image.as_deref().unwrap_or(&[])
     }
 
     /// Decodes [`PlateRead::encode`]'s output.
@@ -371,7 +382,7 @@ impl PlateRead {
         }
         let mut read: PlateRead = serde_json::from_slice(&rest[..len])?;
         let img = &rest[len..];
-        read.image = if img.is_empty() { None } else { Some(img.to_vec()) };
+        read.image = if img.is_empty() { None } else { Some(Bytes::copy_from_slice(img)) };
         Ok(read)
     }
 
@@ -403,7 +414,7 @@ mod tests {
             captured_at: Some(Utc.with_ymd_and_hms(2026, 12, 3, 11, 0, 0).unwrap()),
             camera_id: "cam-1".into(),
             position: Some(Position { lat: 47.6, lon: -122.3 }),
-            image: Some(vec![1, 2, 3]),
+            image: Some(vec![1, 2, 3].into()),
             image_type: Some("image/jpeg".into()),
             ..Default::default()
         }
@@ -487,7 +498,7 @@ mod tests {
             ),
             (
                 ReadInput {
-                    image: Some(vec![0; 1025]),
+                    image: Some(vec![0; 1025].into()),
                     ..input()
                 },
                 "image:",

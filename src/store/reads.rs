@@ -173,14 +173,22 @@ impl ReadStore {
             .get_or_create(&KeyName::Day(read.day()), self.inner.opts.blind_bits, now)
             .await?;
         let key = self.key_for(read, &handle.key);
-        let plain = read.encode();
-        let content = hex::encode(sha256(&plain));
+        // The plaintext in two parts (metadata, image), sealed without joining them first.
+        let head = read.encode_head();
+        let image = read.image_bytes();
         let stored = |ct: [u8; 32]| StoredRead {
             key: key.clone(),
             ciphertext_sha256: ct,
             created_day_key: handle.created,
         };
         if idempotent {
+            // Only an idempotency marker needs the plaintext's hash.
+            let content = {
+                let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+                h.update(&head);
+                h.update(image);
+                hex::encode(h.finish())
+            };
             let marker = Marker {
                 v: 1,
                 key: key.to_string(),
@@ -212,7 +220,7 @@ impl ReadStore {
                 Err(e) => return Err(e),
             }
         }
-        let sealed = envelope::seal(&handle.key.enc, &handle.key.name.key_id(), &key.context(), &plain);
+        let sealed = envelope::seal_parts(&handle.key.enc, &handle.key.name.key_id(), &key.context(), &[&head, image]);
         let ct = sha256(&sealed);
         let mut attrs = Attributes::new();
         if self.inner.opts.object_metadata {

@@ -206,7 +206,7 @@ pub fn read(id: &str, plate: &str, at: DateTime<Utc>, camera: &str) -> proto::Re
         position: Some(proto::Position { lat: 37.8, lon: -122.27 }),
         confidence: Some(0.93),
         image_type: "image/jpeg".into(),
-        image: vec![0xAB; 512],
+        image: vec![0xAB; 512].into(),
         ..Default::default()
     }
 }

@@ -174,7 +174,7 @@ pub fn read(id: &str, plate: &str, captured: DateTime<Utc>, camera: &str) -> Pla
         region: Some("CA".into()),
         captured_at: Some(captured),
         camera_id: camera.into(),
-        image: Some(vec![7u8; 64]),
+        image: Some(vec![7u8; 64].into()),
         image_type: Some("image/jpeg".into()),
         ..Default::default()
     }
