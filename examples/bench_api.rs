@@ -184,7 +184,7 @@ fn authed<T>(m: T, token: &str) -> tonic::Request<T> {
 }
 
 /// Batches a bench client keeps in flight per stream.
-const PIPELINE: usize = 4;
+const PIPELINE: usize = 2;
 
 /// Reads/s through the API.
 async fn ingest(env: &Env, o: &Opts, ids: bool, offset: usize) -> f64 {

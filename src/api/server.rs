@@ -20,7 +20,7 @@ use super::proto::search_server::{Search, SearchServer};
 use super::{ingest, proto, search, ApiState};
 
 /// How many batches of one ingest stream are in progress at once.
-pub const INGEST_PIPELINE: usize = 4;
+pub const INGEST_PIPELINE: usize = 2;
 
 /// HTTP/2 stream flow-control window (bytes).
 pub const STREAM_WINDOW: u32 = 4 << 20;

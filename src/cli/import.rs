@@ -20,7 +20,7 @@
 //! the ledger). Rows that cannot be parsed, and reads the server rejects, are reported by row
 //! number and reason, and counted by reason in the final summary; none is dropped silently.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -398,6 +398,9 @@ fn reason_kind(reason: &str) -> String {
         .join(" ")
 }
 
+/// Batches one stream keeps in flight (the server works on as many at once).
+const PIPELINE: usize = crate::api::server::INGEST_PIPELINE;
+
 struct Batch {
     rows: Vec<u64>,
     reads: Vec<proto::Read>,
@@ -520,7 +523,7 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<u8> {
         })
     };
 
-    // The senders: one bidirectional stream each, one batch in flight per stream.
+    // The senders: one bidirectional stream each, up to PIPELINE batches in flight per stream.
     let brx = Arc::new(tokio::sync::Mutex::new(brx));
     let next_id = Arc::new(AtomicU64::new(1));
     let mut workers = Vec::new();
@@ -531,54 +534,70 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<u8> {
             .max_decoding_message_size(64 << 20);
         let token = token.clone();
         workers.push(tokio::spawn(async move {
-            let (tx, rx) = tokio::sync::mpsc::channel::<proto::IngestRequest>(1);
+            let (tx, rx) = tokio::sync::mpsc::channel::<proto::IngestRequest>(PIPELINE);
             let mut acks = client
                 .ingest_stream(authed(tokio_stream::wrappers::ReceiverStream::new(rx), &token)?)
                 .await
                 .map_err(|s| anyhow::anyhow!("{}", status_line(&s)))?
                 .into_inner();
+            // Up to PIPELINE batches are sent ahead of their acknowledgements (the server works
+            // on them while the next one travels, and acknowledges them in order).
+            let mut in_flight: VecDeque<(u64, Vec<u64>, u64)> = VecDeque::new();
+            let mut more = true;
             loop {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let Some(batch) = brx.lock().await.recv().await else { break };
-                let id = next_id.fetch_add(1, Ordering::Relaxed);
-                let n = batch.reads.len() as u64;
-                summary.lock().expect("summary").sent += n;
-                if tx
-                    .send(proto::IngestRequest {
-                        batch_id: id,
-                        reads: batch.reads,
-                    })
-                    .await
-                    .is_err()
-                {
-                    // The stream ended; its status comes with the next message.
-                }
-                let ack = match acks.message().await {
-                    Ok(Some(a)) => a,
-                    Ok(None) => anyhow::bail!("the server closed the stream without acknowledging batch {id}"),
-                    Err(s) => {
-                        stop.store(true, Ordering::Relaxed);
-                        anyhow::bail!("{}", status_line(&s));
-                    }
-                };
-                let mut s = summary.lock().expect("summary");
-                for r in &ack.results {
-                    match r.status() {
-                        ReadStatus::Stored => s.stored += 1,
-                        ReadStatus::Duplicate => s.duplicates += 1,
-                        ReadStatus::Rejected | ReadStatus::Unspecified => {
-                            let reason = format!("{}: {}", r.field, r.reason);
-                            *s.rejected.entry(reason_kind(&reason)).or_default() += 1;
-                            let row = batch.rows.get(r.index as usize).copied().unwrap_or(0);
-                            s.report_row(row, "rejected", &reason);
+                let want = more && in_flight.len() < PIPELINE;
+                tokio::select! {
+                    biased;
+                    ack = acks.message(), if !in_flight.is_empty() => {
+                        let (id, rows, n) = in_flight.pop_front().expect("guarded");
+                        let ack = match ack {
+                            Ok(Some(a)) => a,
+                            Ok(None) => anyhow::bail!("the server closed the stream without acknowledging batch {id}"),
+                            Err(s) => {
+                                stop.store(true, Ordering::Relaxed);
+                                anyhow::bail!("{}", status_line(&s));
+                            }
+                        };
+                        let mut s = summary.lock().expect("summary");
+                        for r in &ack.results {
+                            match r.status() {
+                                ReadStatus::Stored => s.stored += 1,
+                                ReadStatus::Duplicate => s.duplicates += 1,
+                                ReadStatus::Rejected | ReadStatus::Unspecified => {
+                                    let reason = format!("{}: {}", r.field, r.reason);
+                                    *s.rejected.entry(reason_kind(&reason)).or_default() += 1;
+                                    let row = rows.get(r.index as usize).copied().unwrap_or(0);
+                                    s.report_row(row, "rejected", &reason);
+                                }
+                            }
+                        }
+                        drop(s);
+                        if let Some(p) = &progress {
+                            p.inc(n);
                         }
                     }
-                }
-                drop(s);
-                if let Some(p) = &progress {
-                    p.inc(n);
+                    batch = async { brx.lock().await.recv().await }, if want => {
+                        let Some(batch) = batch else {
+                            more = false;
+                            continue;
+                        };
+                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                        let n = batch.reads.len() as u64;
+                        summary.lock().expect("summary").sent += n;
+                        // A send fails only when the stream ended; its status comes with the
+                        // acknowledgement awaited next.
+                        let _ = tx
+                            .send(proto::IngestRequest {
+                                batch_id: id,
+                                reads: batch.reads,
+                            })
+                            .await;
+                        in_flight.push_back((id, batch.rows, n));
+                    }
+                    else => break,
                 }
             }
             drop(tx);
