@@ -143,6 +143,11 @@ pub struct ServerConfig {
     pub max_image_bytes: usize,
     /// How far in the future a capture time may be, in seconds (camera clock skew). Default 300.
     pub future_skew_secs: i64,
+    /// Bytes of whole results (metadata and images) one search holds between finding its reads and
+    /// sending them; the reads past it are fetched again from the store as they are sent, so a
+    /// search's memory does not grow with its size. 0 re-fetches every result.
+    /// Env: `LETHE_SEARCH_BUFFER_BYTES`. Default 16 MiB.
+    pub search_buffer_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -152,6 +157,7 @@ impl Default for ServerConfig {
             max_message_bytes: 16 << 20,
             max_image_bytes: 8 << 20,
             future_skew_secs: 300,
+            search_buffer_bytes: 16 << 20,
         }
     }
 }
@@ -242,6 +248,7 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_LISTEN",
     "LETHE_MAX_MESSAGE_BYTES",
     "LETHE_MAX_IMAGE_BYTES",
+    "LETHE_SEARCH_BUFFER_BYTES",
     "LETHE_LEDGER_ORIGIN",
     "LETHE_POLICIES_DIR",
     "LETHE_AUDIT_JURISDICTIONS",
@@ -306,6 +313,7 @@ impl Config {
     /// | `LETHE_LISTEN` | `server.listen` |
     /// | `LETHE_MAX_MESSAGE_BYTES` | `server.max_message_bytes` |
     /// | `LETHE_MAX_IMAGE_BYTES` | `server.max_image_bytes` |
+    /// | `LETHE_SEARCH_BUFFER_BYTES` | `server.search_buffer_bytes` |
     /// | `LETHE_LEDGER_ORIGIN` | `ledger.origin` |
     /// | `LETHE_POLICIES_DIR` | `policies_dir` |
     /// | `LETHE_AUDIT_JURISDICTIONS` | `audit.approved_jurisdictions` |
@@ -360,6 +368,9 @@ impl Config {
         }
         if let Some(v) = env("LETHE_MAX_IMAGE_BYTES") {
             self.server.max_image_bytes = parse_num("LETHE_MAX_IMAGE_BYTES", &v)?;
+        }
+        if let Some(v) = env("LETHE_SEARCH_BUFFER_BYTES") {
+            self.server.search_buffer_bytes = parse_num("LETHE_SEARCH_BUFFER_BYTES", &v)?;
         }
         if let Some(v) = env("LETHE_LEDGER_ORIGIN") {
             self.ledger.origin = v;
@@ -504,6 +515,9 @@ mod example_tests {
         assert_eq!(c.store.blind_index_bits, d.store.blind_index_bits);
         assert_eq!(c.server.listen, d.server.listen);
         assert_eq!(c.server.max_message_bytes, d.server.max_message_bytes);
+        assert_eq!(c.server.max_image_bytes, d.server.max_image_bytes);
+        assert_eq!(c.server.future_skew_secs, d.server.future_skew_secs);
+        assert_eq!(c.server.search_buffer_bytes, d.server.search_buffer_bytes);
         assert_eq!(c.keys.dir, d.keys.dir);
         assert_eq!(c.ledger.origin, d.ledger.origin);
         assert_eq!(c.policies_dir(), d.policies_dir());

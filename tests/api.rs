@@ -8,7 +8,7 @@ use lethe::api::proto::{self, ReadStatus};
 use lethe::api::ApiLimits;
 use lethe::ledger::record::{Access, Decision, IngestCommit};
 use lethe::ledger::RecordBody;
-use lethe::store::fault::Op;
+use lethe::store::fault::{Fault, Op};
 use tonic::Code;
 
 fn sha256(s: &str) -> [u8; 32] {
@@ -621,5 +621,171 @@ async fn a_capped_search_says_so_and_its_receipt_lists_exactly_what_was_sent() {
     assert_eq!(acc[0].receipt.count, 2);
     assert_eq!(acc[0].receipt.read_id_hashes, vec![sha256("cap-0"), sha256("cap-1")]);
     assert!(acc[0].reason.contains("capped at 2"), "{}", acc[0].reason);
+    h.stop().await;
+}
+
+/// Reads of one plate over three capture days, each with its own image, plus other plates' reads
+/// in between.
+fn spread_reads(plate: &str, n: i64) -> Vec<proto::Read> {
+    let mut reads = Vec::new();
+    for i in 0..n {
+        let mut r = read(
+            &format!("sp-{i:02}"),
+            plate,
+            t0() - hours(60) + hours(i * 60 / n),
+            &format!("cam-{}", i % 3),
+        );
+        r.image = (0..4096).map(|b| (b as u8).wrapping_mul(i as u8 + 1)).collect();
+        reads.push(r);
+        reads.push(read(
+            &format!("other-{i:02}"),
+            "8OTH888",
+            t0() - hours(59) + hours(i * 60 / n),
+            "cam-9",
+        ));
+    }
+    reads
+}
+
+/// Sends a search and reads the stream to its end: the header, the results, and the status the
+/// stream ended with (None: it ended cleanly).
+async fn search_to_end(h: &Harness, req: proto::SearchRequest) -> (proto::SearchHeader, Vec<proto::SearchResult>, Option<tonic::Status>) {
+    use proto::search_response::Item;
+    let mut c = h.search_client().await;
+    let mut s = c.search(h.req("city-pd", req)).await.unwrap().into_inner();
+    let header = match s.message().await.unwrap().and_then(|m| m.item) {
+        Some(Item::Header(h)) => h,
+        other => panic!("the header comes first: {other:?}"),
+    };
+    let mut results = Vec::new();
+    loop {
+        match s.message().await {
+            Ok(Some(m)) => match m.item {
+                Some(Item::Result(r)) => results.push(r),
+                other => panic!("only results follow the header: {other:?}"),
+            },
+            Ok(None) => return (header, results, None),
+            Err(e) => return (header, results, Some(e)),
+        }
+    }
+}
+
+/// Guards "memory stays flat whatever the size of a search": results past the search buffer are
+/// fetched again after the access record is written. Whatever the buffer, the client must get the
+/// very same results, in the same order, with their images, and the receipt must list them.
+#[tokio::test]
+async fn a_search_past_its_buffer_returns_the_same_results_and_receipt() {
+    let mut got = Vec::new();
+    // No buffer (every result fetched again), a buffer of about three results (some of each), and
+    // the default (every result kept).
+    for budget in [1, 3 * 5000, ApiLimits::default().search_buffer_bytes] {
+        let h = Harness::start_with(ApiLimits {
+            search_buffer_bytes: budget,
+            ..ApiLimits::default()
+        })
+        .await;
+        assert_eq!(h.ingest(spread_reads("5BUF555", 24)).await.unwrap().stored, 48);
+        let (header, results, end) = search_to_end(&h, search_req("5BUF555")).await;
+        assert!(end.is_none(), "budget {budget}: {end:?}");
+        assert_eq!(header.count as usize, results.len(), "budget {budget}");
+        assert!(!header.truncated);
+        let acc = access_records(&h.ledger().await);
+        assert_eq!(acc.len(), 1);
+        assert_eq!(acc[0].receipt.count, header.count as u64);
+        assert_eq!(
+            acc[0].receipt.read_id_hashes,
+            ids(&results).iter().map(|id| sha256(id)).collect::<Vec<_>>(),
+            "budget {budget}: the receipt lists exactly what was sent, in order"
+        );
+        got.push(results);
+        h.stop().await;
+    }
+    let expected: Vec<String> = (0..24).map(|i| format!("sp-{i:02}")).collect();
+    assert_eq!(ids(&got[0]), expected, "capture-time order across days");
+    for (i, r) in got[0].iter().enumerate() {
+        let read = r.read.as_ref().unwrap();
+        assert_eq!(read.image.len(), 4096, "{i}: the image is sent");
+        assert_eq!(read.image[1], (i as u8).wrapping_add(1), "{i}: its own image");
+        assert!(r.exact && r.plate_canonical == "5BUF555");
+    }
+    assert_eq!(got[0], got[1], "partly re-fetched = all re-fetched");
+    assert_eq!(got[0], got[2], "all re-fetched = all buffered");
+}
+
+/// Guards the receipt's promise when a re-fetch fails after the record is written: the stream must
+/// end with an error (never quietly fewer results than the header counts), and the record stands.
+#[tokio::test]
+async fn a_store_failure_after_the_record_ends_the_stream_unavailable() {
+    let h = Harness::start_with(ApiLimits {
+        search_buffer_bytes: 1,
+        ..ApiLimits::default()
+    })
+    .await;
+    assert_eq!(h.ingest(spread_reads("6GET666", 6)).await.unwrap().stored, 12);
+    // Every read GET fails from the moment the search's access record is put into the ledger.
+    h.fault.fail_after(Op::Put, "ledger/", Op::Get, "reads/", Fault::Error);
+    let (header, results, end) = search_to_end(&h, search_req("6GET666")).await;
+    assert_eq!(header.count, 6);
+    assert!(results.is_empty(), "nothing could be fetched: {}", results.len());
+    let e = end.expect("the stream ends with an error, not short");
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(
+        e.message().contains(&format!("access record #{}", header.access_entry)),
+        "{}",
+        e.message()
+    );
+    // The record is on the ledger with its full receipt.
+    let acc = access_records(&h.ledger().await);
+    assert_eq!(acc.len(), 1);
+    assert_eq!(acc[0].decision, Decision::Allow);
+    assert_eq!(acc[0].receipt.count, 6);
+    let want: Vec<[u8; 32]> = (0..6).map(|i| sha256(&format!("sp-{i:02}"))).collect();
+    assert_eq!(acc[0].receipt.read_id_hashes, want);
+    h.fault.clear();
+    let (_, results, end) = search_to_end(&h, search_req("6GET666")).await;
+    assert!(end.is_none());
+    assert_eq!(results.len(), 6);
+    h.stop().await;
+
+    // With the default buffer the same search keeps every result and needs no GET after its record.
+    let h = Harness::start().await;
+    assert_eq!(h.ingest(spread_reads("6GET666", 6)).await.unwrap().stored, 12);
+    h.fault.fail_after(Op::Put, "ledger/", Op::Get, "reads/", Fault::Error);
+    let (header, results, end) = search_to_end(&h, search_req("6GET666")).await;
+    assert!(end.is_none(), "{end:?}");
+    assert_eq!((header.count, results.len()), (6, 6));
+    h.stop().await;
+}
+
+/// Guards the case of a sweep deleting a read between the access record and its sending: ABORTED,
+/// saying so, after the results that were buffered.
+#[tokio::test]
+async fn a_read_removed_after_the_record_ends_the_stream_aborted() {
+    let h = Harness::start_with(ApiLimits {
+        search_buffer_bytes: 3 * 5000,
+        ..ApiLimits::default()
+    })
+    .await;
+    assert_eq!(h.ingest(spread_reads("7DEL777", 8)).await.unwrap().stored, 16);
+    h.fault.fail_after(Op::Put, "ledger/", Op::Get, "reads/", Fault::Gone);
+    let (header, results, end) = search_to_end(&h, search_req("7DEL777")).await;
+    assert_eq!(header.count, 8);
+    let e = end.expect("the stream ends with an error, not short");
+    assert_eq!(e.code(), Code::Aborted, "{e:?}");
+    assert!(
+        e.message().contains("removed") && e.message().contains("after the access record"),
+        "{}",
+        e.message()
+    );
+    // The buffered results went out first, in order; the rest could not.
+    assert!(!results.is_empty() && results.len() < 8, "{}", results.len());
+    let expected: Vec<String> = (0..results.len()).map(|i| format!("sp-{i:02}")).collect();
+    assert_eq!(ids(&results), expected);
+    assert!(
+        e.message().contains(&format!("{} of 8 results were sent", results.len())),
+        "{}",
+        e.message()
+    );
+    assert_eq!(access_records(&h.ledger().await)[0].receipt.count, 8);
     h.stop().await;
 }

@@ -46,6 +46,19 @@ pub enum ApiError {
     /// The ledger did not take a record.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A search's access record was written, and then a read on its receipt could not be sent:
+    /// the response ends with this error after the results before it.
+    #[error("access record {access_entry}: result {index} of {count} could not be sent: {source}")]
+    ResultNotSent {
+        /// The access record whose receipt lists the read.
+        access_entry: u64,
+        /// The read's position in the results (0-based); the ones before it were sent.
+        index: u64,
+        /// How many results the header announced.
+        count: u64,
+        /// Why the read could not be fetched again (boxed: the variant would double the error's size).
+        source: Box<StoreError>,
+    },
 }
 
 impl ApiError {
@@ -59,6 +72,12 @@ impl ApiError {
             ApiError::Stream(m) => (Code::Cancelled, m.clone()),
             ApiError::Ledger(e) => ledger_status(e),
             ApiError::Store(e) => store_status(e),
+            ApiError::ResultNotSent {
+                access_entry,
+                index,
+                count,
+                source,
+            } => result_not_sent_status(*access_entry, *index, *count, source),
         };
         // Details (object names, backend messages) go to the log, not to the client.
         match code {
@@ -113,6 +132,44 @@ fn store_status(e: &StoreError) -> (Code, String) {
         StoreError::ForeignObject { .. } => (Code::Internal, "an unexpected object is in the read store".to_string()),
         StoreError::IdConflict => (Code::AlreadyExists, "read_id: already stored with different content".to_string()),
     }
+}
+
+/// A result that could not be sent after its access record was written. A read that is gone
+/// (deleted, or its day shredded, by a sweep since the record) is ABORTED: the receipt lists more
+/// than was sent and a new search will not find it again. Anything else keeps the store's code
+/// (UNAVAILABLE for an unreachable store: retry), saying how much was sent.
+fn result_not_sent_status(access_entry: u64, index: u64, count: u64, source: &StoreError) -> (Code, String) {
+    let gone = match source {
+        StoreError::Backend {
+            source: object_store::Error::NotFound { .. },
+            ..
+        }
+        | StoreError::DayShredded { .. }
+        | StoreError::Key(KeyError::Shredded { .. } | KeyError::Missing { .. }) => true,
+        StoreError::Backend { .. }
+        | StoreError::Key(KeyError::Store { .. } | KeyError::WrongKek { .. } | KeyError::Corrupt { .. })
+        | StoreError::Envelope { .. }
+        | StoreError::WrongKeyId { .. }
+        | StoreError::LabelMismatch { .. }
+        | StoreError::Decode { .. }
+        | StoreError::Misfiled { .. }
+        | StoreError::ForeignObject { .. }
+        | StoreError::IdConflict => false,
+    };
+    if gone {
+        return (
+            Code::Aborted,
+            format!(
+                "a read on the receipt of access record #{access_entry} was removed (by a retention sweep) after the access record \
+                 was written; {index} of {count} results were sent"
+            ),
+        );
+    }
+    let (code, msg) = store_status(source);
+    (
+        code,
+        format!("{msg} (after access record #{access_entry} was written; {index} of {count} results were sent)"),
+    )
 }
 
 /// Classifies a status tonic produced while decoding a request: tonic reports an oversize message

@@ -11,10 +11,14 @@
 //!   record (who, why, the plate sealed under the audit key with its blind value, window,
 //!   decision, rule, and a receipt of the read ids returned) *before* the first message is sent.
 //!   No record, no data: a ledger failure is UNAVAILABLE with nothing returned. Because the
-//!   receipt must precede the results, matches are collected first, capped at
-//!   [`ApiLimits::max_search_results`] reads and [`ApiLimits::max_search_bytes`] bytes; a capped
-//!   search says so (`truncated`) and its receipt lists exactly what was sent. Capture days are
-//!   read [`search::DAY_CONCURRENCY`] at a time, in order.
+//!   receipt must precede the results, matches are found first (capped at
+//!   [`ApiLimits::max_search_results`] reads; a capped search says so, `truncated`), keeping whole
+//!   results only within [`ApiLimits::search_buffer_bytes`] and just the object name of the rest,
+//!   which is fetched again while the response is sent. Memory stays flat whatever the size of a
+//!   search. The receipt lists exactly the reads the header counts; if one of them cannot be sent
+//!   (store down: UNAVAILABLE; removed by a sweep after the record was written: ABORTED) the
+//!   stream ends with that error, never quietly short. See [`search`]. Capture days are read
+//!   [`search::DAY_CONCURRENCY`] at a time, in order.
 //! - Searches refused before a decision (malformed plate, window or labels: INVALID_ARGUMENT, or
 //!   no valid token: UNAUTHENTICATED) are not access records: there is no principal or no plate
 //!   to record. Every request that reaches the policy is recorded, allowed or denied.
@@ -56,21 +60,26 @@ pub struct ApiLimits {
     pub max_image_bytes: usize,
     /// Allowed camera clock skew into the future, in seconds.
     pub future_skew_secs: i64,
-    /// Most reads one search returns.
+    /// Most reads one search returns (a hard bound: beyond the buffer, each costs ~200 bytes of
+    /// memory until it is sent, plus its 32-byte receipt hash in the access record).
     pub max_search_results: usize,
-    /// Most bytes (metadata and images) one search collects before sending.
-    pub max_search_bytes: usize,
+    /// Bytes of whole results (metadata and images) one search keeps in memory between finding
+    /// them and sending them; past it, only each read's object name is kept and the read is fetched
+    /// again as it is sent. 0 re-fetches every result.
+    pub search_buffer_bytes: usize,
     /// Object puts in flight per ingest batch.
     pub ingest_concurrency: usize,
 }
 
 impl ApiLimits {
-    /// The limits a server configuration sets (the search caps have fixed defaults).
+    /// The limits a server configuration sets (the result cap and ingest concurrency have fixed
+    /// defaults).
     pub fn from_config(c: &ServerConfig) -> Self {
         Self {
             max_message_bytes: c.max_message_bytes,
             max_image_bytes: c.max_image_bytes,
             future_skew_secs: c.future_skew_secs,
+            search_buffer_bytes: c.search_buffer_bytes,
             ..Self::default()
         }
     }
@@ -83,8 +92,8 @@ impl Default for ApiLimits {
             max_message_bytes: c.max_message_bytes,
             max_image_bytes: c.max_image_bytes,
             future_skew_secs: c.future_skew_secs,
-            max_search_results: 10_000,
-            max_search_bytes: 256 << 20,
+            max_search_results: 100_000,
+            search_buffer_bytes: c.search_buffer_bytes,
             ingest_concurrency: 32,
         }
     }

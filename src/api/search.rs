@@ -1,8 +1,28 @@
-//! Search: validate, decide, collect, record, then send.
+//! Search: validate, decide, find, record, then send.
 //!
 //! The order is the guarantee: the access record, with its receipt of exactly which reads will be
 //! sent, is durable in the ledger before [`search`] returns anything to send. Denied attempts are
 //! recorded the same way, with an empty receipt.
+//!
+//! Memory stays flat whatever the size of a search. The receipt needs every match before the first
+//! result leaves, but not every match's body: while matches stream in (capture days
+//! [`DAY_CONCURRENCY`] at a time, in capture-time order), whole results are kept only while they
+//! fit in [`ApiLimits::search_buffer_bytes`](super::ApiLimits::search_buffer_bytes); past that,
+//! only what is needed to fetch the read again (its object name and how it matched, ~200 bytes) is
+//! kept, up to [`ApiLimits::max_search_results`](super::ApiLimits::max_search_results) matches
+//! (more: `truncated`). After the record is written, the response stream sends the header, then the
+//! kept results, then fetches and decrypts the rest again, [`REFETCH_CONCURRENCY`] at a time, as
+//! the client consumes the stream. (While finding, the days read ahead hold their matches whole:
+//! up to [`DAY_CONCURRENCY`] days of one plate's reads, bounded by a plate's reads per day, not by
+//! the window or the result count.)
+//!
+//! A read on the receipt that cannot be fetched again ends the stream with an error after the
+//! results sent so far: never fewer results than the header's count without one. The store being
+//! unreachable is UNAVAILABLE (search again); a read removed after the record was written (deleted
+//! or its day shredded by a retention sweep that ran in between) is ABORTED, saying so. Either
+//! way the access record stands as written: it lists what the search was going to send, a superset
+//! of what it sent. A re-fetched read is checked against the receipt (the object's name binds the
+//! read id, and its hash must be the receipt's).
 
 use chrono::{DateTime, Duration, Utc};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
@@ -10,7 +30,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use super::ports::{Access, Action, LedgerDecision, Principal, Receipt, RecordBody, RequestContext};
 use super::{convert, proto, sha256, ApiError, ApiState};
 use crate::model::plate;
-use crate::store::{FindQuery, Found, StoreError};
+use crate::store::{FindQuery, Found, ReadKey, StoreError};
 
 /// How many capture days one search reads at once. The store lists and fetches one day at a
 /// time; on a remote store, a month's window is then 30 round-trip chains in a row.
@@ -57,16 +77,67 @@ fn find_by_day(
         .boxed()
 }
 
+/// How many reads past the search buffer are fetched again at once while a response is sent.
+pub const REFETCH_CONCURRENCY: usize = 8;
+
 /// The longest purpose or case number accepted.
 pub const MAX_LABEL_LEN: usize = 256;
 
+/// The results of a search after its header, in capture-time order; the stream ends early with an
+/// error only if a read on the receipt cannot be sent (see the module docs).
+pub type ResultStream = BoxStream<'static, Result<proto::SearchResult, ApiError>>;
+
 /// What a successful search sends: the header, then the results.
-#[derive(Debug)]
 pub struct SearchOutcome {
     /// Sent first.
     pub header: proto::SearchHeader,
-    /// Sent after the header, in capture-time order.
-    pub results: Vec<proto::SearchResult>,
+    /// Sent after the header: exactly `header.count` results, or fewer followed by an error.
+    pub results: ResultStream,
+}
+
+impl std::fmt::Debug for SearchOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchOutcome")
+            .field("header", &self.header)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A match past the search buffer: enough to fetch it again, no body.
+struct Pending {
+    key: ReadKey,
+    matched: plate::PlateMatch,
+}
+
+/// Roughly the memory a found read holds (its body: image, strings, map entries).
+fn held_bytes(f: &Found) -> usize {
+    let r = &f.read;
+    let strings = [&r.read_id, &r.plate_raw, &r.plate, &r.camera_id, &f.key.bucket, &f.key.locator]
+        .iter()
+        .map(|s| s.len())
+        .sum::<usize>();
+    let opts = [
+        &r.region,
+        &r.image_type,
+        &r.vehicle.make,
+        &r.vehicle.model,
+        &r.vehicle.color,
+        &r.vehicle.body,
+    ]
+    .iter()
+    .map(|s| s.as_ref().map_or(0, String::len))
+    .sum::<usize>();
+    // A B-tree map entry costs its strings plus a few words of node overhead.
+    let source = r.source.iter().map(|(k, v)| k.len() + v.len() + 64).sum::<usize>();
+    std::mem::size_of::<Found>() + strings + opts + source + r.image.as_ref().map_or(0, |i| i.len())
+}
+
+fn wire_result(f: Found) -> proto::SearchResult {
+    proto::SearchResult {
+        exact: f.matched == plate::PlateMatch::Exact,
+        plate_canonical: f.read.plate.clone(),
+        read: Some(convert::wire_read(f.read)),
+    }
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ApiError {
@@ -151,8 +222,11 @@ pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchR
         });
     }
 
-    // Collect first: the receipt must be in the record before anything is sent.
-    let mut found: Vec<Found> = Vec::new();
+    // Find first: the receipt must be in the record before anything is sent. Whole results while
+    // the buffer allows, object names after that.
+    let mut buffered: Vec<Found> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut hashes: Vec<[u8; 32]> = Vec::new();
     let mut truncated = false;
     if from <= to {
         let mut bytes = 0usize;
@@ -171,41 +245,91 @@ pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchR
             if f.read.captured_at < cutoff || f.read.captured_at < from || f.read.captured_at > to {
                 continue;
             }
-            let size = f.read.image.as_ref().map_or(0, |i| i.len()) + 1024;
-            if found.len() >= state.limits.max_search_results || bytes + size > state.limits.max_search_bytes {
+            if hashes.len() >= state.limits.max_search_results {
                 truncated = true;
                 break;
             }
-            bytes += size;
-            found.push(f);
+            hashes.push(sha256(f.read.read_id.as_bytes()));
+            let size = held_bytes(&f);
+            // Only a prefix is buffered: once one result does not fit, the rest are re-fetched.
+            if pending.is_empty() && bytes + size <= state.limits.search_buffer_bytes {
+                bytes += size;
+                buffered.push(f);
+            } else {
+                pending.push(Pending {
+                    key: f.key,
+                    matched: f.matched,
+                });
+            }
         }
     }
+    let count = hashes.len();
     record.receipt = Receipt {
-        count: found.len() as u64,
-        read_id_hashes: found.iter().map(|f| sha256(f.read.read_id.as_bytes())).collect(),
+        count: count as u64,
+        read_id_hashes: hashes,
     };
     if truncated {
-        asked.push(format!("results capped at {}", found.len()));
+        asked.push(format!("results capped at {count}"));
         record.reason = with_query(&decision.reason, &asked);
     }
+    // The hashes of the re-fetched reads, to check each against the receipt as it is sent.
+    let expected: Vec<[u8; 32]> = record.receipt.read_id_hashes[buffered.len()..].to_vec();
     let access_entry = state.ledger.append(RecordBody::Access(record)).await?;
-    tracing::info!(principal = %principal.id, rule = %decision.rule, count = found.len(), truncated, access_entry, "search allowed");
+    tracing::info!(
+        principal = %principal.id,
+        rule = %decision.rule,
+        count,
+        buffered = buffered.len(),
+        refetch = pending.len(),
+        truncated,
+        access_entry,
+        "search allowed"
+    );
 
     let header = proto::SearchHeader {
         access_entry,
         from: Some(convert::to_timestamp(from)),
         to: Some(convert::to_timestamp(to)),
-        count: found.len() as u32,
+        count: count as u32,
         truncated,
     };
-    let results = found
-        .into_iter()
-        .map(|f| proto::SearchResult {
-            exact: f.matched == plate::PlateMatch::Exact,
-            plate_canonical: f.read.plate.clone(),
-            read: Some(convert::wire_read(f.read)),
+    let first_pending = buffered.len() as u64;
+    let reads = state.reads.clone();
+    let refetched = stream::iter(pending.into_iter().zip(expected).enumerate())
+        .map(move |(i, (p, hash))| {
+            let reads = reads.clone();
+            async move {
+                let not_sent = |source| ApiError::ResultNotSent {
+                    access_entry,
+                    index: first_pending + i as u64,
+                    count: count as u64,
+                    source: Box::new(source),
+                };
+                let read = reads.get(&p.key).await.map_err(not_sent)?;
+                // The name binds the read id (its locator is an HMAC of it), so this holds unless
+                // something is badly wrong; checked because the receipt is the promise.
+                if sha256(read.read_id.as_bytes()) != hash {
+                    return Err(not_sent(StoreError::Misfiled { key: p.key.to_string() }));
+                }
+                Ok(wire_result(Found {
+                    key: p.key,
+                    read,
+                    matched: p.matched,
+                }))
+            }
         })
-        .collect();
+        .buffered(REFETCH_CONCURRENCY);
+    let results = stream::iter(buffered.into_iter().map(|f| Ok(wire_result(f))))
+        .chain(refetched)
+        // Nothing after an error: the error is the stream's last item.
+        .scan(false, |failed, r| {
+            let item = (!*failed).then(|| {
+                *failed = r.is_err();
+                r
+            });
+            futures::future::ready(item)
+        })
+        .boxed();
     Ok(SearchOutcome { header, results })
 }
 

@@ -124,14 +124,20 @@ impl Search for ApiService {
         // Any authenticated principal reaches the policy decision, so that a search by one
         // without the search role is on the ledger too.
         let principal = self.state.authenticate(request.metadata())?;
+        // The access record is written when this returns; the results (some fetched again from
+        // the store as the client reads) follow the header, and a read that can no longer be sent
+        // ends the stream with its status.
         let out = search::search(&self.state, &principal, request.into_inner()).await?;
         let header = proto::SearchResponse {
             item: Some(proto::search_response::Item::Header(out.header)),
         };
-        let results = out.results.into_iter().map(|r| proto::SearchResponse {
-            item: Some(proto::search_response::Item::Result(r)),
+        let results = out.results.map(|r| {
+            r.map(|r| proto::SearchResponse {
+                item: Some(proto::search_response::Item::Result(r)),
+            })
+            .map_err(super::ApiError::into_status)
         });
-        let all = futures::stream::iter(std::iter::once(header).chain(results).map(Ok));
+        let all = futures::stream::once(futures::future::ready(Ok(header))).chain(results);
         Ok(Response::new(all.boxed()))
     }
 }

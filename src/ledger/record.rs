@@ -181,9 +181,10 @@ pub enum Decision {
 /// What a search returned.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Receipt {
-    /// Number of reads returned.
+    /// Number of reads the search sends (written before the first is sent; if the response ends
+    /// early with an error, fewer reached the client: see `api::search`).
     pub count: u64,
-    /// SHA-256 of each returned read id.
+    /// SHA-256 of each read id the search sends, in the order sent.
     #[serde(with = "hex32_vec")]
     pub read_id_hashes: Vec<Hash>,
 }

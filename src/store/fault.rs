@@ -2,7 +2,9 @@
 //!
 //! Wraps any store; rules make chosen operations on chosen objects fail, once, n times or until
 //! cleared, or take the whole store down. Failed operations do nothing underneath: a failed put
-//! writes nothing, a failed delete deletes nothing.
+//! writes nothing, a failed delete deletes nothing. A rule may wait for a trigger (the first
+//! successful operation of a kind on a matching object, e.g. the ledger put of an access record)
+//! so that a test can fail exactly what happens after a given step, with no timing involved.
 
 use std::fmt;
 use std::ops::Range;
@@ -34,11 +36,39 @@ pub enum Op {
     Any,
 }
 
+/// How a matching operation fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A backend error (unreachable, refused): the caller should report the store unavailable.
+    Error,
+    /// `NotFound`, as if the object had been deleted in the meantime.
+    Gone,
+}
+
 #[derive(Debug, Clone)]
 struct Rule {
     op: Op,
     contains: String,
     remaining: Option<usize>,
+    fault: Fault,
+    /// Not in force until an operation of this kind on a path containing this succeeds.
+    after: Option<(Op, String)>,
+}
+
+impl Rule {
+    fn applies(&self, op: Op, path: &str) -> bool {
+        self.after.is_none() && (self.op == op || self.op == Op::Any) && path.contains(&self.contains)
+    }
+
+    fn error(&self, path: &str, op: Op) -> object_store::Error {
+        match self.fault {
+            Fault::Error => injected(path, op),
+            Fault::Gone => object_store::Error::NotFound {
+                path: path.to_string(),
+                source: format!("injected fault: {op:?} {path}: gone").into(),
+            },
+        }
+    }
 }
 
 /// The fault-injecting wrapper.
@@ -75,22 +105,40 @@ impl FaultStore {
         }
     }
 
-    /// `op` on any object whose path contains `contains` fails until [`FaultStore::clear`].
-    pub fn fail(&self, op: Op, contains: &str) {
-        self.rules.lock().expect("rules").push(Rule {
+    fn rule(op: Op, contains: &str, remaining: Option<usize>, fault: Fault, after: Option<(Op, &str)>) -> Rule {
+        Rule {
             op,
             contains: contains.into(),
-            remaining: None,
-        });
+            remaining,
+            fault,
+            after: after.map(|(o, c)| (o, c.to_string())),
+        }
+    }
+
+    /// `op` on any object whose path contains `contains` fails until [`FaultStore::clear`].
+    pub fn fail(&self, op: Op, contains: &str) {
+        self.rules
+            .lock()
+            .expect("rules")
+            .push(Self::rule(op, contains, None, Fault::Error, None));
     }
 
     /// Like [`FaultStore::fail`], for the next `n` matching operations only.
     pub fn fail_times(&self, op: Op, contains: &str, n: usize) {
-        self.rules.lock().expect("rules").push(Rule {
-            op,
-            contains: contains.into(),
-            remaining: Some(n),
-        });
+        self.rules
+            .lock()
+            .expect("rules")
+            .push(Self::rule(op, contains, Some(n), Fault::Error, None));
+    }
+
+    /// Like [`FaultStore::fail`] with the given [`Fault`], but only from the moment an operation
+    /// `trigger` on an object whose path contains `trigger_contains` has succeeded (put, get and
+    /// copy trigger; lists and deletes do not).
+    pub fn fail_after(&self, trigger: Op, trigger_contains: &str, op: Op, contains: &str, fault: Fault) {
+        self.rules
+            .lock()
+            .expect("rules")
+            .push(Self::rule(op, contains, None, fault, Some((trigger, trigger_contains))));
     }
 
     /// Every operation fails (the store is down) until [`FaultStore::clear`].
@@ -106,18 +154,30 @@ impl FaultStore {
     fn check(&self, op: Op, path: &str) -> Result<()> {
         let mut rules = self.rules.lock().expect("rules");
         for r in rules.iter_mut() {
-            if (r.op == op || r.op == Op::Any) && path.contains(&r.contains) {
+            if r.applies(op, path) {
                 match &mut r.remaining {
-                    None => return Err(injected(path, op)),
+                    None => return Err(r.error(path, op)),
                     Some(0) => continue,
                     Some(n) => {
                         *n -= 1;
-                        return Err(injected(path, op));
+                        return Err(r.error(path, op));
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// `op` on `path` succeeded: rules waiting for it come into force.
+    fn fired(&self, op: Op, path: &str) {
+        for r in self.rules.lock().expect("rules").iter_mut() {
+            if r.after
+                .as_ref()
+                .is_some_and(|(o, c)| (*o == op || *o == Op::Any) && path.contains(c.as_str()))
+            {
+                r.after = None;
+            }
+        }
     }
 }
 
@@ -125,22 +185,30 @@ impl FaultStore {
 impl ObjectStore for FaultStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         self.check(Op::Put, location.as_ref())?;
-        self.inner.put_opts(location, payload, opts).await
+        let r = self.inner.put_opts(location, payload, opts).await?;
+        self.fired(Op::Put, location.as_ref());
+        Ok(r)
     }
 
     async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
         self.check(Op::Put, location.as_ref())?;
-        self.inner.put_multipart_opts(location, opts).await
+        let r = self.inner.put_multipart_opts(location, opts).await?;
+        self.fired(Op::Put, location.as_ref());
+        Ok(r)
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.check(Op::Get, location.as_ref())?;
-        self.inner.get_opts(location, options).await
+        let r = self.inner.get_opts(location, options).await?;
+        self.fired(Op::Get, location.as_ref());
+        Ok(r)
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         self.check(Op::Get, location.as_ref())?;
-        self.inner.get_ranges(location, ranges).await
+        let r = self.inner.get_ranges(location, ranges).await?;
+        self.fired(Op::Get, location.as_ref());
+        Ok(r)
     }
 
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
@@ -148,8 +216,8 @@ impl ObjectStore for FaultStore {
         let rules = self.rules.lock().expect("rules").clone();
         let check = move |p: &Path| -> Result<()> {
             for r in &rules {
-                if (r.op == Op::Delete || r.op == Op::Any) && p.as_ref().contains(&r.contains) && r.remaining != Some(0) {
-                    return Err(injected(p.as_ref(), Op::Delete));
+                if r.applies(Op::Delete, p.as_ref()) && r.remaining != Some(0) {
+                    return Err(r.error(p.as_ref(), Op::Delete));
                 }
             }
             Ok(())
@@ -196,6 +264,8 @@ impl ObjectStore for FaultStore {
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         self.check(Op::Copy, to.as_ref())?;
-        self.inner.copy_opts(from, to, options).await
+        self.inner.copy_opts(from, to, options).await?;
+        self.fired(Op::Copy, to.as_ref());
+        Ok(())
     }
 }
