@@ -15,9 +15,23 @@
 //! also writes an idempotency marker: 2 PUTs per read) and without (1 PUT per read).
 //! Raw: `--streams` concurrent tasks PUT (create-only) objects of the size lethe stores.
 //!
-//! Search: a store of `--days` × `--per-day` reads (metadata only) is filled directly through the
-//! read store, then `--searches` plate searches go through the API (each with its access record);
-//! p50/p99 latency from request to the last result.
+//! `--reads 0` skips the ingest and raw PUT phases (search only).
+//!
+//! Search: a store of `--days` × `--per-day` reads (metadata only, each plate seen ~20 times in
+//! the window) is filled directly through a read store with the server's KEK, 64 puts in flight.
+//! On the local directory the fill writes through a second `LocalFileSystem` over the same
+//! directory with fsync off (a flush per file would only slow the fill of millions of reads down,
+//! and measures nothing a search does), then runs `sync` so that write-back does not run under the
+//! searches; the server and the raw baseline then read those same files through the fsync-on
+//! store (reads do not flush; each search's access record is flushed as in `lethe serve`). On S3
+//! the fill uses the same store.
+//! Then `--searches` plate searches go through the API (`city-pd`, each writing its access record
+//! first), timed from the call to the last result, alternating with the **raw baseline** for the
+//! same plate: the same store work without lethe — list the plate's blind-index bucket prefix of
+//! every capture day in the retention window and GET every object whose name falls in the window,
+//! with lethe's concurrency (8 days at once, 16 GETs per day), no decryption, ledger or gRPC (the
+//! prefixes are worked out beforehand). Prints p50/p99 of both, their ratio, and results and
+//! candidate objects per search.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,13 +43,13 @@ use lethe::api::proto::search_client::SearchClient;
 use lethe::api::proto::{self, search_response::Item};
 use lethe::api::{convert, server, ApiLimits, ApiState, LedgerWriter};
 use lethe::clock::{Clock, SharedClock, SystemClock};
-use lethe::crypto::{AuditKey, Kek};
+use lethe::crypto::{blind, AuditKey, Kek, KeyName};
 use lethe::ledger::{Ledger, LedgerConfig, SigningKey};
 use lethe::model::{ReadInput, ReadLimits};
 use lethe::policy::{ensure_dev_tokens, PolicySet};
-use lethe::store::{ReadStore, ReadStoreOptions};
+use lethe::store::{layout, ReadKey, ReadStore, ReadStoreOptions};
 use object_store::path::Path;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tonic::transport::Channel;
 
 struct Opts {
@@ -115,13 +129,15 @@ struct Env {
     addr: std::net::SocketAddr,
     tokens: BTreeMap<String, String>,
     reads: ReadStore,
+    kek: Kek,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn start(store: Arc<dyn ObjectStore>, blind_bits: u8, put_concurrency: usize, keys: &std::path::Path) -> Env {
+    let kek = Kek::ephemeral();
     let reads = ReadStore::open(
         store.clone(),
-        Kek::ephemeral(),
+        kek.clone(),
         ReadStoreOptions {
             blind_bits,
             object_metadata: false,
@@ -162,6 +178,7 @@ async fn start(store: Arc<dyn ObjectStore>, blind_bits: u8, put_concurrency: usi
         addr,
         tokens,
         reads,
+        kek,
         _stop: tx,
     }
 }
@@ -290,7 +307,47 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn search_latency(env: &Env, o: &Opts) {
+/// One search's store work without lethe: list each prefix, GET every object named in the window
+/// (8 prefixes at once, 16 GETs per prefix, as lethe). Returns the objects fetched.
+async fn raw_search(
+    store: &Arc<dyn ObjectStore>,
+    prefixes: &[Path],
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> usize {
+    futures::stream::iter(prefixes.iter().cloned())
+        .map(|p| {
+            let store = store.clone();
+            async move {
+                let names: Vec<Path> = store
+                    .list(Some(&p))
+                    .filter_map(|m| {
+                        let m = m.unwrap();
+                        let keep = ReadKey::parse(&m.location).is_some_and(|k| k.captured_at >= from && k.captured_at <= to);
+                        futures::future::ready(keep.then_some(m.location))
+                    })
+                    .collect()
+                    .await;
+                futures::stream::iter(names)
+                    .map(|n| {
+                        let store = store.clone();
+                        async move { store.get(&n).await.unwrap().bytes().await.unwrap().len() }
+                    })
+                    .buffer_unordered(16)
+                    .count()
+                    .await
+            }
+        })
+        .buffer_unordered(8)
+        .fold(0, |a, n| futures::future::ready(a + n))
+        .await
+}
+
+async fn search_latency(env: &Env, fill_store: Arc<dyn ObjectStore>, o: &Opts) {
+    let total = o.days as usize * o.per_day;
+    if total == 0 || o.searches == 0 {
+        return;
+    }
     let now = SystemClock.now();
     let limits = ReadLimits {
         max_image_bytes: 1 << 20,
@@ -298,12 +355,24 @@ async fn search_latency(env: &Env, o: &Opts) {
         cutoff: now - chrono::Duration::days(o.days + 1),
         now,
     };
-    let total = o.days as usize * o.per_day;
     let plates = (total / 20).max(1); // each plate seen ~20 times in the window
+
+    // The server's KEK, so that the server reads what the fill wrote (see the module docs).
+    let fill = ReadStore::open(
+        fill_store,
+        env.kek.clone(),
+        ReadStoreOptions {
+            blind_bits: o.blind_bits,
+            object_metadata: false,
+        },
+    )
+    .await
+    .unwrap();
     let t = Instant::now();
+    let step = (total / 10).max(1);
     futures::stream::iter(0..total)
         .map(|i| {
-            let reads = env.reads.clone();
+            let reads = fill.clone();
             let at = now - chrono::Duration::minutes(5) - chrono::Duration::milliseconds(((i as i64) * 86_400_000 * o.days) / total as i64);
             async move {
                 let r = ReadInput {
@@ -319,47 +388,104 @@ async fn search_latency(env: &Env, o: &Opts) {
             }
         })
         .buffer_unordered(64)
-        .collect::<Vec<_>>()
+        .fold(0usize, |n, ()| {
+            if (n + 1) % step == 0 {
+                eprintln!("  filled {} of {total} reads in {:.0} s", n + 1, t.elapsed().as_secs_f64());
+            }
+            futures::future::ready(n + 1)
+        })
         .await;
+    let filled = t.elapsed();
+    let t = Instant::now();
+    let _ = std::process::Command::new("sync").status();
     println!(
-        "search store: {} days × {} reads/day = {total} reads, {} blind bits, filled in {:.0} s",
+        "search store: {} days × {} reads/day = {total} reads, {} blind bits, filled in {:.0} s ({:.0} reads/s), sync {:.0} s",
         o.days,
         o.per_day,
         o.blind_bits,
+        filled.as_secs_f64(),
+        total as f64 / filled.as_secs_f64(),
         t.elapsed().as_secs_f64()
     );
+    let retention = PolicySet::load(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")))
+        .unwrap()
+        .retention;
+    let raw_store = env.reads.object_store().clone();
     let mut client = SearchClient::new(channel(env.addr).await).max_decoding_message_size(256 << 20);
     let token = env.tokens["city-pd"].clone();
-    let mut lat = Vec::new();
-    let mut found = 0usize;
+    let (mut lat, mut raw_lat) = (Vec::new(), Vec::new());
+    let (mut found, mut candidates, mut prefixes_listed) = (0usize, 0usize, 0usize);
     for k in 0..o.searches {
+        let plate = format!("S{:06}", (k * 104_729) % plates);
+        // The raw baseline's prefixes: the plate's bucket on every day in the retention window
+        // that has a key (lethe skips the others without listing).
+        let now = SystemClock.now();
+        let (from, to) = (retention.cutoff(now), now + chrono::Duration::minutes(5));
+        let mut prefixes = Vec::new();
+        let mut day = from.date_naive();
+        while day <= to.date_naive() {
+            if let Ok(dk) = env.reads.keys().get(&KeyName::Day(day)).await {
+                let b = blind::bucket(&dk.blind, &lethe::model::plate::folded(&plate), dk.blind_bits);
+                prefixes.push(layout::bucket_prefix(day, &b));
+            }
+            day = day.succ_opt().unwrap();
+        }
+        prefixes_listed += prefixes.len();
         let req = proto::SearchRequest {
-            plate: format!("S{:06}", (k * 104_729) % plates),
+            plate,
             purpose: "investigation".into(),
             case_number: format!("BENCH-{k}"),
             ..Default::default()
         };
-        let t = Instant::now();
-        let mut s = client.search(authed(req, &token)).await.unwrap().into_inner();
-        while let Some(m) = s.message().await.unwrap() {
-            if let Some(Item::Result(_)) = m.item {
-                found += 1;
+        // Alternate which goes first, so that neither always finds the other's cache warm.
+        for first_raw in [k % 2 == 1, k % 2 == 0] {
+            if first_raw {
+                let t = Instant::now();
+                candidates += raw_search(&raw_store, &prefixes, from, to).await;
+                raw_lat.push(t.elapsed());
+            } else {
+                let t = Instant::now();
+                let mut s = client.search(authed(req.clone(), &token)).await.unwrap().into_inner();
+                while let Some(m) = s.message().await.unwrap() {
+                    if let Some(Item::Result(_)) = m.item {
+                        found += 1;
+                    }
+                }
+                lat.push(t.elapsed());
             }
         }
-        lat.push(t.elapsed());
     }
     lat.sort();
+    raw_lat.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let n = o.searches as f64;
     println!(
-        "search: {} searches over {} days, {:.1} results each: p50 {:.1} ms, p99 {:.1} ms",
+        "search: {} searches, {:.1} day prefixes, {:.1} results and {:.0} candidate objects per search",
         o.searches,
-        o.days,
-        found as f64 / o.searches as f64,
-        pct(&lat, 0.5).as_secs_f64() * 1e3,
-        pct(&lat, 0.99).as_secs_f64() * 1e3
+        prefixes_listed as f64 / n,
+        found as f64 / n,
+        candidates as f64 / n
+    );
+    println!(
+        "  lethe API (access record, list, GET, decrypt, match, send): p50 {:.1} ms, p99 {:.1} ms",
+        ms(pct(&lat, 0.5)),
+        ms(pct(&lat, 0.99))
+    );
+    println!(
+        "  raw object_store (list the same prefixes, GET the same candidates): p50 {:.1} ms, p99 {:.1} ms",
+        ms(pct(&raw_lat, 0.5)),
+        ms(pct(&raw_lat, 0.99))
+    );
+    println!(
+        "  lethe / raw: p50 {:.2}×, p99 {:.2}×",
+        ms(pct(&lat, 0.5)) / ms(pct(&raw_lat, 0.5)),
+        ms(pct(&lat, 0.99)) / ms(pct(&raw_lat, 0.99))
     );
 }
 
-async fn backend(name: &str, store: Arc<dyn ObjectStore>, o: &Opts) {
+/// Runs the phases on `store`; the search store is filled through `fill` (the same objects: see
+/// the module docs).
+async fn backend(name: &str, store: Arc<dyn ObjectStore>, fill: Arc<dyn ObjectStore>, o: &Opts) {
     let keys = tempfile::tempdir().unwrap();
     // The size lethe stores for one read: the envelope of its plaintext encoding.
     let sample = ReadInput {
@@ -393,6 +519,11 @@ async fn backend(name: &str, store: Arc<dyn ObjectStore>, o: &Opts) {
         o.image
     );
     let env = start(store.clone(), o.blind_bits, o.put_concurrency, keys.path()).await;
+    if o.reads == 0 {
+        println!("ingest and raw PUT: skipped (--reads 0)");
+        search_latency(&env, fill, o).await;
+        return;
+    }
     // Warm up (connections, day key, and the day's blind-index bucket directories, which a store
     // creates once per day: 8 reads per bucket leave ~0.03 % of them for the measured run), then
     // measure raw and API alternately.
@@ -426,7 +557,7 @@ async fn backend(name: &str, store: Arc<dyn ObjectStore>, o: &Opts) {
         "API ingest, client read ids:     {api_id:>8.0} reads/s = {:.2}× raw (2 PUTs per read)",
         api_id / raw
     );
-    search_latency(&env, o).await;
+    search_latency(&env, fill, o).await;
 }
 
 #[tokio::main]
@@ -437,8 +568,13 @@ async fn main() {
         .unwrap()
         .with_fsync(true)
         .with_automatic_cleanup(true);
+    // The same directory without fsync, for the search store's fill only.
+    let local_fill = object_store::local::LocalFileSystem::new_with_prefix(dir.path())
+        .unwrap()
+        .with_fsync(false)
+        .with_automatic_cleanup(true);
     if std::env::var("BENCH_ONLY_S3").is_err() {
-        backend("local directory (fsync on)", Arc::new(local), &o).await;
+        backend("local directory (fsync on)", Arc::new(local), Arc::new(local_fill), &o).await;
     }
     if let Ok(endpoint) = std::env::var("LETHE_TEST_S3_ENDPOINT") {
         let s3 = object_store::aws::AmazonS3Builder::from_env()
@@ -451,10 +587,11 @@ async fn main() {
             .unwrap();
         // A fresh prefix: the bucket may hold another run's keys under another KEK.
         let prefix = format!("bench-{}", SystemClock.now().timestamp_millis());
-        let s3 = object_store::prefix::PrefixStore::new(s3, prefix.as_str());
+        let s3: Arc<dyn ObjectStore> = Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.as_str()));
         backend(
             &format!("S3 at {}", std::env::var("LETHE_TEST_S3_ENDPOINT").unwrap_or_default()),
-            Arc::new(s3),
+            s3.clone(),
+            s3,
             &o,
         )
         .await;
