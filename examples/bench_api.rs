@@ -163,6 +163,7 @@ async fn start(store: Arc<dyn ObjectStore>, blind_bits: u8, put_concurrency: usi
         audit_key: AuditKey::ephemeral(),
         retention: policies.retention,
         clock,
+        ingest_slots: ApiState::ingest_slots(&ApiLimits::default()),
         limits: ApiLimits {
             ingest_concurrency: put_concurrency,
             ..ApiLimits::default()

@@ -71,7 +71,9 @@ pub async fn ingest_batch(state: &ApiState, principal: &Principal, req: proto::I
 
     let outcomes: Vec<(usize, PlateRead, bool, Result<PutOutcome, StoreError>)> = stream::iter(accepted)
         .map(|(i, read, idempotent)| async move {
+            let permit = state.ingest_slots.acquire().await.expect("the put permits are never closed");
             let r = state.reads.put(&read, idempotent, now).await;
+            drop(permit);
             (i, read, idempotent, r)
         })
         .buffer_unordered(state.limits.ingest_concurrency.max(1))

@@ -69,6 +69,10 @@ pub struct ApiLimits {
     pub search_buffer_bytes: usize,
     /// Object puts in flight per ingest batch.
     pub ingest_concurrency: usize,
+    /// Object puts in flight across the whole server (all streams and batches together), so
+    /// that many clients cannot pile more requests on the store than it serves (radosgw, for
+    /// one, answers 503 beyond its `rgw_max_concurrent_requests`, 1,024 by default).
+    pub max_ingest_puts: usize,
 }
 
 impl ApiLimits {
@@ -95,6 +99,7 @@ impl Default for ApiLimits {
             max_search_results: 100_000,
             search_buffer_bytes: c.search_buffer_bytes,
             ingest_concurrency: 32,
+            max_ingest_puts: 256,
         }
     }
 }
@@ -118,9 +123,17 @@ pub struct ApiState {
     pub clock: SharedClock,
     /// Limits.
     pub limits: ApiLimits,
+    /// Permits for object puts in flight, [`ApiLimits::max_ingest_puts`] of them, shared by
+    /// every clone of this state (see [`ApiState::ingest_slots`]).
+    pub ingest_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl ApiState {
+    /// The put permits for a server with `limits`.
+    pub fn ingest_slots(limits: &ApiLimits) -> Arc<tokio::sync::Semaphore> {
+        Arc::new(tokio::sync::Semaphore::new(limits.max_ingest_puts.max(1)))
+    }
+
     /// The principal behind the call's bearer token, if the access policy lets it do `action`
     /// (which needs no purpose or case number: ingest, audit, admin).
     pub fn principal(&self, md: &MetadataMap, action: Action) -> Result<Principal, ApiError> {

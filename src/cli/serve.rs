@@ -83,6 +83,7 @@ pub async fn state(ctx: &Context) -> anyhow::Result<ApiState> {
         retention: policies.retention,
         clock,
         limits: ApiLimits::from_config(&ctx.config.server),
+        ingest_slots: ApiState::ingest_slots(&ApiLimits::from_config(&ctx.config.server)),
     })
 }
 

@@ -87,6 +87,7 @@ impl Harness {
             audit_key: audit_key.clone(),
             retention: policies.retention,
             clock: shared,
+            ingest_slots: ApiState::ingest_slots(&limits),
             limits,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
