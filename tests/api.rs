@@ -789,3 +789,42 @@ async fn a_read_removed_after_the_record_ends_the_stream_aborted() {
     assert_eq!(access_records(&h.ledger().await)[0].receipt.count, 8);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn puts_in_flight_are_bounded_across_the_whole_server() {
+    // Eight clients at once, 32 puts allowed per batch, 8 server-wide: a slow store never sees
+    // more than 8 puts at a time (without the shared bound it would see up to 256), and every
+    // read is still stored.
+    let h = Harness::start_with(ApiLimits {
+        ingest_concurrency: 32,
+        max_ingest_puts: 8,
+        ..ApiLimits::default()
+    })
+    .await;
+    h.fault.slow_puts(std::time::Duration::from_millis(5));
+    // The reads' objects (the ledger and day keys are written outside the ingest bound).
+    h.fault.count_puts("reads/");
+    let calls = (0..8u64).map(|c| {
+        let reads = (0..32)
+            .map(|i| {
+                read(
+                    &format!("bound-{c}-{i}"),
+                    "8BOUND8",
+                    t0() - hours(3) + chrono::Duration::seconds((c * 100 + i) as i64),
+                    "cam",
+                )
+            })
+            .collect();
+        h.ingest(reads)
+    });
+    let acks = futures::future::join_all(calls).await;
+    let stored: u32 = acks.into_iter().map(|a| a.unwrap().stored).sum();
+    assert_eq!(stored, 256);
+    let peak = h.fault.max_puts_in_flight();
+    assert!(peak <= 8, "{peak} puts were in flight at once, past the server-wide bound of 8");
+    assert!(
+        peak >= 2,
+        "the puts never overlapped ({peak}); the test would not see a missing bound"
+    );
+    h.stop().await;
+}

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -75,6 +76,12 @@ impl Rule {
 pub struct FaultStore {
     inner: Arc<dyn ObjectStore>,
     rules: Mutex<Vec<Rule>>,
+    /// Added to every put, so that concurrent puts overlap (milliseconds).
+    put_delay_ms: AtomicU64,
+    /// Puts counted in flight: those whose path contains this.
+    counted_puts: Mutex<String>,
+    puts_in_flight: AtomicUsize,
+    max_puts_in_flight: AtomicUsize,
 }
 
 impl fmt::Debug for FaultStore {
@@ -102,7 +109,27 @@ impl FaultStore {
         Self {
             inner,
             rules: Mutex::new(Vec::new()),
+            put_delay_ms: AtomicU64::new(0),
+            counted_puts: Mutex::new(String::new()),
+            puts_in_flight: AtomicUsize::new(0),
+            max_puts_in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Every put from now on takes `delay` longer (the store is slow, not failing).
+    pub fn slow_puts(&self, delay: std::time::Duration) {
+        self.put_delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Counts in [`FaultStore::max_puts_in_flight`] only the puts whose path contains `contains`
+    /// (all of them by default).
+    pub fn count_puts(&self, contains: &str) {
+        *self.counted_puts.lock().expect("fault store") = contains.to_string();
+    }
+
+    /// The most (counted) puts that were in progress at once so far.
+    pub fn max_puts_in_flight(&self) -> usize {
+        self.max_puts_in_flight.load(Ordering::SeqCst)
     }
 
     fn rule(op: Op, contains: &str, remaining: Option<usize>, fault: Fault, after: Option<(Op, &str)>) -> Rule {
@@ -185,7 +212,20 @@ impl FaultStore {
 impl ObjectStore for FaultStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         self.check(Op::Put, location.as_ref())?;
-        let r = self.inner.put_opts(location, payload, opts).await?;
+        let counted = location.as_ref().contains(self.counted_puts.lock().expect("fault store").as_str());
+        if counted {
+            let now = self.puts_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_puts_in_flight.fetch_max(now, Ordering::SeqCst);
+        }
+        let delay = self.put_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
+        let r = self.inner.put_opts(location, payload, opts).await;
+        if counted {
+            self.puts_in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        let r = r?;
         self.fired(Op::Put, location.as_ref());
         Ok(r)
     }
