@@ -155,6 +155,10 @@ async fn start(store: Arc<dyn ObjectStore>, blind_bits: u8, put_concurrency: usi
         .await
         .unwrap();
     let clock: SharedClock = Arc::new(SystemClock);
+    let limits = ApiLimits {
+        ingest_concurrency: put_concurrency,
+        ..ApiLimits::default()
+    };
     let state = ApiState {
         reads: reads.clone(),
         auth: Arc::new(policies.authenticator(Some(&dev))),
@@ -163,11 +167,8 @@ async fn start(store: Arc<dyn ObjectStore>, blind_bits: u8, put_concurrency: usi
         audit_key: AuditKey::ephemeral(),
         retention: policies.retention,
         clock,
-        ingest_slots: ApiState::ingest_slots(&ApiLimits::default()),
-        limits: ApiLimits {
-            ingest_concurrency: put_concurrency,
-            ..ApiLimits::default()
-        },
+        ingest_slots: ApiState::ingest_slots(&limits),
+        limits,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -74,6 +74,7 @@ pub async fn state(ctx: &Context) -> anyhow::Result<ApiState> {
     // The policy this server enforces is on the ledger before the first call is served.
     record_policy_on_start(&ledger, &policies, &writer, clock.as_ref()).await?;
     tracing::info!(policy_hash = %policies.hash, principals = auth.len(), "policies loaded");
+    let limits = ApiLimits::from_config(&ctx.config.server);
     Ok(ApiState {
         reads: ctx.reads.clone(),
         auth: Arc::new(auth),
@@ -82,8 +83,8 @@ pub async fn state(ctx: &Context) -> anyhow::Result<ApiState> {
         audit_key,
         retention: policies.retention,
         clock,
-        limits: ApiLimits::from_config(&ctx.config.server),
-        ingest_slots: ApiState::ingest_slots(&ApiLimits::from_config(&ctx.config.server)),
+        ingest_slots: ApiState::ingest_slots(&limits),
+        limits,
     })
 }
 

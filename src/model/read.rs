@@ -388,8 +388,16 @@ impl PlateRead {
 
     /// SHA-256 of the plaintext encoding: equal content, equal hash.
     pub fn content_hash(&self) -> [u8; 32] {
-        let d = ring::digest::digest(&ring::digest::SHA256, &self.encode());
-        d.as_ref().try_into().expect("32 bytes")
+        Self::content_hash_of(&self.encode_head(), self.image_bytes())
+    }
+
+    /// [`PlateRead::content_hash`] from the two parts of the encoding (`encode_head()`,
+    /// `image_bytes()`), without joining them.
+    pub fn content_hash_of(head: &[u8], image: &[u8]) -> [u8; 32] {
+        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+        h.update(head);
+        h.update(image);
+        h.finish().as_ref().try_into().expect("32 bytes")
     }
 }
 

@@ -37,6 +37,13 @@ pub enum Op {
     Any,
 }
 
+impl Op {
+    /// Whether a rule on `self` applies to the operation `op`.
+    fn covers(self, op: Op) -> bool {
+        self == op || self == Op::Any
+    }
+}
+
 /// How a matching operation fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -58,7 +65,7 @@ struct Rule {
 
 impl Rule {
     fn applies(&self, op: Op, path: &str) -> bool {
-        self.after.is_none() && (self.op == op || self.op == Op::Any) && path.contains(&self.contains)
+        self.after.is_none() && self.op.covers(op) && path.contains(&self.contains)
     }
 
     fn error(&self, path: &str, op: Op) -> object_store::Error {
@@ -132,40 +139,31 @@ impl FaultStore {
         self.max_puts_in_flight.load(Ordering::SeqCst)
     }
 
-    fn rule(op: Op, contains: &str, remaining: Option<usize>, fault: Fault, after: Option<(Op, &str)>) -> Rule {
-        Rule {
+    fn add_rule(&self, op: Op, contains: &str, remaining: Option<usize>, fault: Fault, after: Option<(Op, &str)>) {
+        self.rules.lock().expect("rules").push(Rule {
             op,
             contains: contains.into(),
             remaining,
             fault,
             after: after.map(|(o, c)| (o, c.to_string())),
-        }
+        });
     }
 
     /// `op` on any object whose path contains `contains` fails until [`FaultStore::clear`].
     pub fn fail(&self, op: Op, contains: &str) {
-        self.rules
-            .lock()
-            .expect("rules")
-            .push(Self::rule(op, contains, None, Fault::Error, None));
+        self.add_rule(op, contains, None, Fault::Error, None);
     }
 
     /// Like [`FaultStore::fail`], for the next `n` matching operations only.
     pub fn fail_times(&self, op: Op, contains: &str, n: usize) {
-        self.rules
-            .lock()
-            .expect("rules")
-            .push(Self::rule(op, contains, Some(n), Fault::Error, None));
+        self.add_rule(op, contains, Some(n), Fault::Error, None);
     }
 
     /// Like [`FaultStore::fail`] with the given [`Fault`], but only from the moment an operation
     /// `trigger` on an object whose path contains `trigger_contains` has succeeded (put, get and
     /// copy trigger; lists and deletes do not).
     pub fn fail_after(&self, trigger: Op, trigger_contains: &str, op: Op, contains: &str, fault: Fault) {
-        self.rules
-            .lock()
-            .expect("rules")
-            .push(Self::rule(op, contains, None, fault, Some((trigger, trigger_contains))));
+        self.add_rule(op, contains, None, fault, Some((trigger, trigger_contains)));
     }
 
     /// Every operation fails (the store is down) until [`FaultStore::clear`].
@@ -198,10 +196,7 @@ impl FaultStore {
     /// `op` on `path` succeeded: rules waiting for it come into force.
     fn fired(&self, op: Op, path: &str) {
         for r in self.rules.lock().expect("rules").iter_mut() {
-            if r.after
-                .as_ref()
-                .is_some_and(|(o, c)| (*o == op || *o == Op::Any) && path.contains(c.as_str()))
-            {
+            if r.after.as_ref().is_some_and(|(o, c)| o.covers(op) && path.contains(c.as_str())) {
                 r.after = None;
             }
         }

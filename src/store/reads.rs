@@ -183,12 +183,7 @@ impl ReadStore {
         };
         if idempotent {
             // Only an idempotency marker needs the plaintext's hash.
-            let content = {
-                let mut h = ring::digest::Context::new(&ring::digest::SHA256);
-                h.update(&head);
-                h.update(image);
-                hex::encode(h.finish())
-            };
+            let content = hex::encode(PlateRead::content_hash_of(&head, image));
             let marker = Marker {
                 v: 1,
                 key: key.to_string(),
