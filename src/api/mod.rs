@@ -70,8 +70,8 @@ pub struct ApiLimits {
     /// Object puts in flight per ingest batch.
     pub ingest_concurrency: usize,
     /// Object puts in flight across the whole server (all streams and batches together), so
-    /// that many clients cannot pile more requests on the store than it serves (radosgw, for
-    /// one, answers 503 beyond its `rgw_max_concurrent_requests`, 1,024 by default).
+    /// that many clients cannot pile more requests on the store than it serves (radosgw failed
+    /// ingest with 2,048 puts at once; its `rgw_max_concurrent_requests` defaults to 1,024).
     pub max_ingest_puts: usize,
 }
 
