@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --example bench_api -- [--reads N] [--streams 32] [--batch 64]
-//!     [--image-bytes 20480] [--days 30] [--per-day 10000] [--blind-bits 9] [--searches 200]
+//!     [--image-bytes 20480] [--max-puts 256] [--days 30] [--per-day 10000] [--blind-bits 9]
+//!     [--searches 200]
 //! ```
 //! Backend: a local directory (a temp dir, fsync on, as `lethe serve` defaults); also S3 when
 //! `LETHE_TEST_S3_ENDPOINT` (plus `LETHE_TEST_S3_BUCKET`, `AWS_ACCESS_KEY_ID`,
@@ -12,8 +13,14 @@
 //! Ingest: reads of ~1 KiB metadata + a 20 KiB image, sent by `--streams` concurrent
 //! bidirectional streams in batches, each acknowledged only after its objects are durable and its
 //! ingest commit is in the ledger (group commit). Measured twice: with client read ids (each read
-//! also writes an idempotency marker: 2 PUTs per read) and without (1 PUT per read).
-//! Raw: `--streams` concurrent tasks PUT (create-only) objects of the size lethe stores.
+//! also writes an idempotency marker: 2 PUTs per read) and without (1 PUT per read). The server
+//! keeps at most `--max-puts` object puts in flight (`ApiLimits::max_ingest_puts`).
+//! Raw: create-only PUTs of objects of the size lethe stores, `--max-puts` in flight (the same
+//! depth the server may use), before and after the API runs; their mean is the baseline.
+//! Between them, to show where the time goes: raw PUTs named like lethe's reads (same directory
+//! fan-out and name length), and `ReadStore::put` called directly (encryption, SHA-256, naming,
+//! PUT; no gRPC, no ledger). Each phase also reports the whole machine's CPU per object and its
+//! idle share (from /proc/stat: every process and kernel thread, radosgw's too on S3).
 //!
 //! `--reads 0` skips the ingest and raw PUT phases (search only).
 //!
@@ -62,6 +69,7 @@ struct Opts {
     blind_bits: u8,
     searches: usize,
     put_concurrency: usize,
+    max_puts: usize,
 }
 
 fn opts() -> Opts {
@@ -75,6 +83,7 @@ fn opts() -> Opts {
         blind_bits: 9,
         searches: 200,
         put_concurrency: ApiLimits::default().ingest_concurrency,
+        max_puts: ApiLimits::default().max_ingest_puts,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for w in args.chunks(2) {
@@ -89,6 +98,7 @@ fn opts() -> Opts {
             "--blind-bits" => o.blind_bits = v() as u8,
             "--searches" => o.searches = v(),
             "--put-concurrency" => o.put_concurrency = v(),
+            "--max-puts" => o.max_puts = v(),
             other => panic!("unknown option {other}"),
         }
     }
@@ -133,13 +143,13 @@ struct Env {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn start(store: Arc<dyn ObjectStore>, blind_bits: u8, put_concurrency: usize, keys: &std::path::Path) -> Env {
+async fn start(store: Arc<dyn ObjectStore>, o: &Opts, keys: &std::path::Path) -> Env {
     let kek = Kek::ephemeral();
     let reads = ReadStore::open(
         store.clone(),
         kek.clone(),
         ReadStoreOptions {
-            blind_bits,
+            blind_bits: o.blind_bits,
             object_metadata: false,
         },
     )
@@ -156,7 +166,8 @@ async fn start(store: Arc<dyn ObjectStore>, blind_bits: u8, put_concurrency: usi
         .unwrap();
     let clock: SharedClock = Arc::new(SystemClock);
     let limits = ApiLimits {
-        ingest_concurrency: put_concurrency,
+        ingest_concurrency: o.put_concurrency,
+        max_ingest_puts: o.max_puts,
         ..ApiLimits::default()
     };
     let state = ApiState {
@@ -267,14 +278,40 @@ async fn ingest(env: &Env, o: &Opts, ids: bool, offset: usize) -> f64 {
     total as f64 / t.elapsed().as_secs_f64()
 }
 
-/// Objects/s of create-only PUTs of `size` bytes, `streams` at a time.
-async fn raw_put(store: Arc<dyn ObjectStore>, o: &Opts, size: usize, prefix: &str) -> f64 {
+/// How a raw PUT names its objects.
+#[derive(Clone, Copy)]
+enum Names {
+    /// `{prefix}/{i % 97}/{i}`: short names in 97 directories.
+    Plain,
+    /// The shape of lethe's read names (`reads/{day}/{blind bucket}/{capture time}-{locator}`,
+    /// one directory per bucket of `--blind-bits`), under `{prefix}/`.
+    Lethe,
+}
+
+/// Objects/s of create-only PUTs of `size` bytes, `--max-puts` at a time (the server's bound on
+/// object puts in flight, so that the baseline has the same depth the API may use).
+async fn raw_put(store: Arc<dyn ObjectStore>, o: &Opts, size: usize, prefix: &str, names: Names) -> f64 {
     let body = bytes::Bytes::from((0..size).map(|i| (i * 13 % 251) as u8).collect::<Vec<u8>>());
+    let now = SystemClock.now();
+    let buckets = 1usize << o.blind_bits;
+    let width = usize::from(o.blind_bits).div_ceil(4);
     let t = Instant::now();
     futures::stream::iter(0..o.reads)
         .map(|i| {
             let (store, body) = (store.clone(), body.clone());
-            let path = Path::from(format!("{prefix}/{:02}/{i:08}", i % 97));
+            let path = match names {
+                Names::Plain => Path::from(format!("{prefix}/{:02}/{i:08}", i % 97)),
+                Names::Lethe => {
+                    let captured_at = now - chrono::Duration::milliseconds((i % 3_600_000) as i64);
+                    let key = ReadKey {
+                        day: captured_at.date_naive(),
+                        bucket: format!("{:0width$x}", (i * 7919) % buckets),
+                        captured_at,
+                        locator: format!("{:032x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)),
+                    };
+                    Path::from(format!("{prefix}/{key}"))
+                }
+            };
             async move {
                 store
                     .put_opts(
@@ -289,10 +326,80 @@ async fn raw_put(store: Arc<dyn ObjectStore>, o: &Opts, size: usize, prefix: &st
                     .unwrap();
             }
         })
-        .buffer_unordered(o.streams)
+        .buffer_unordered(o.max_puts.max(1))
         .collect::<Vec<_>>()
         .await;
     o.reads as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Reads/s of [`ReadStore::put`] called directly (encryption, SHA-256, naming and the PUT; no
+/// gRPC, no ledger), `--max-puts` at a time spread over the runtime's workers. The reads are
+/// built and validated before the clock starts.
+async fn store_put(env: &Env, o: &Opts, offset: usize) -> f64 {
+    let image: bytes::Bytes = (0..o.image).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>().into();
+    let now = SystemClock.now();
+    let limits = ReadLimits {
+        max_image_bytes: 1 << 30,
+        future_skew: chrono::Duration::minutes(5),
+        cutoff: now - chrono::Duration::days(30),
+        now,
+    };
+    let reads: Vec<_> = (offset..offset + o.reads)
+        .map(|i| {
+            convert::read_input(wire_read(i, false, now, &image))
+                .unwrap()
+                .validate(&limits, || format!("srv-{i:032}"))
+                .unwrap()
+        })
+        .collect();
+    let t = Instant::now();
+    futures::stream::iter(reads)
+        .map(|r| {
+            let store = env.reads.clone();
+            async move { tokio::spawn(async move { store.put(&r, false, now).await.unwrap() }).await.unwrap() }
+        })
+        .buffer_unordered(o.max_puts.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    o.reads as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Whole-machine CPU from /proc/stat: (busy, idle) in clock ticks (1/100 s).
+fn machine_cpu() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    if f.len() < 5 {
+        return (0, 0);
+    }
+    let idle = f[3] + f[4];
+    (f.iter().sum::<u64>() - idle, idle)
+}
+
+/// One measured phase: its rate, and the whole machine's CPU over it (every process and kernel
+/// thread: the store's own work included, radosgw's too on S3).
+struct Phase {
+    rate: f64,
+    busy_us_per_op: f64,
+    idle: f64,
+}
+
+async fn phase(ops: usize, f: impl std::future::Future<Output = f64>) -> Phase {
+    let (b0, i0) = machine_cpu();
+    let rate = f.await;
+    let (b1, i1) = machine_cpu();
+    let (busy, idle) = ((b1 - b0) as f64, (i1 - i0) as f64);
+    Phase {
+        rate,
+        busy_us_per_op: busy * 10_000.0 / ops as f64,
+        idle: if busy + idle > 0.0 { idle / (busy + idle) } else { 0.0 },
+    }
 }
 
 /// This process's CPU time so far (user + system), from /proc/self/stat.
@@ -520,7 +627,7 @@ async fn backend(name: &str, store: Arc<dyn ObjectStore>, fill: Arc<dyn ObjectSt
         size - o.image,
         o.image
     );
-    let env = start(store.clone(), o.blind_bits, o.put_concurrency, keys.path()).await;
+    let env = start(store.clone(), o, keys.path()).await;
     if o.reads == 0 {
         println!("ingest and raw PUT: skipped (--reads 0)");
         search_latency(&env, fill, o).await;
@@ -529,36 +636,51 @@ async fn backend(name: &str, store: Arc<dyn ObjectStore>, fill: Arc<dyn ObjectSt
     // Warm up (connections, day key, and the day's blind-index bucket directories, which a store
     // creates once per day: 8 reads per bucket leave ~0.03 % of them for the measured run), then
     // measure raw and API alternately.
-    let _ = raw_put(store.clone(), &Opts { reads: 256, ..*o }, size, "bench-raw-warm").await;
+    let _ = raw_put(store.clone(), &Opts { reads: 256, ..*o }, size, "bench-raw-warm", Names::Plain).await;
     let warm = ((8usize << o.blind_bits) / o.streams).max(1) * o.streams;
+    let _ = raw_put(store.clone(), &Opts { reads: warm, ..*o }, size, "bench-raw-names", Names::Lethe).await;
     let _ = ingest(&env, &Opts { reads: warm, ..*o }, false, 20_000_000).await;
+    let n = o.reads;
     let c = cpu();
-    let raw1 = raw_put(store.clone(), o, size, "bench-raw-1").await;
+    let raw1 = phase(n, raw_put(store.clone(), o, size, "bench-raw-1", Names::Plain)).await;
     let c_raw = cpu() - c;
+    let named = phase(n, raw_put(store.clone(), o, size, "bench-raw-names", Names::Lethe)).await;
+    let direct = phase(n, store_put(&env, o, 30_000_000)).await;
     let c = cpu();
-    let api_noid = ingest(&env, o, false, 0).await;
+    let api_noid = phase(n, ingest(&env, o, false, 0)).await;
     let c_noid = cpu() - c;
     let c = cpu();
-    let api_id = ingest(&env, o, true, 10_000_000).await;
+    let api_id = phase(n, ingest(&env, o, true, 10_000_000)).await;
     let c_id = cpu() - c;
-    let raw2 = raw_put(store.clone(), o, size, "bench-raw-2").await;
+    let raw2 = phase(n, raw_put(store.clone(), o, size, "bench-raw-2", Names::Plain)).await;
     let per = |d: Duration| d.as_secs_f64() * 1e6 / o.reads as f64;
     println!(
-        "CPU per read (client + server, user + system): raw {:.0} µs, API {:.0} µs, API with ids {:.0} µs",
+        "this process's CPU per read (client + server, user + system): raw {:.0} µs, API {:.0} µs, API with ids {:.0} µs",
         per(c_raw),
         per(c_noid),
         per(c_id)
     );
-    let raw = (raw1 + raw2) / 2.0;
-    println!("raw object_store PUT:            {raw:>8.0} objects/s (runs: {raw1:.0}, {raw2:.0})");
+    let raw = (raw1.rate + raw2.rate) / 2.0;
+    let line = |what: &str, p: &Phase, unit: &str| {
+        println!(
+            "{what:<40} {:>8.0} {unit}/s = {:.2}× raw   machine CPU {:>4.0} µs per {unit}, idle {:>2.0} %",
+            p.rate,
+            p.rate / raw,
+            p.busy_us_per_op,
+            p.idle * 100.0
+        )
+    };
     println!(
-        "API ingest, server-assigned ids: {api_noid:>8.0} reads/s = {:.2}× raw",
-        api_noid / raw
+        "raw PUTs: {raw1:.0} and {raw2:.0} objects/s (before and after); raw = their mean",
+        raw1 = raw1.rate,
+        raw2 = raw2.rate
     );
-    println!(
-        "API ingest, client read ids:     {api_id:>8.0} reads/s = {:.2}× raw (2 PUTs per read)",
-        api_id / raw
-    );
+    line("raw object_store PUT, first run:", &raw1, "object");
+    line("raw PUT, lethe's names (same dirs):", &named, "object");
+    line("ReadStore::put directly (no gRPC/ledger):", &direct, "read");
+    line("API ingest, server-assigned ids:", &api_noid, "read");
+    line("API ingest, client read ids (2 PUTs):", &api_id, "read");
+    line("raw object_store PUT, second run:", &raw2, "object");
     search_latency(&env, fill, o).await;
 }
 

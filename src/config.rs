@@ -148,6 +148,11 @@ pub struct ServerConfig {
     /// search's memory does not grow with its size. 0 re-fetches every result.
     /// Env: `LETHE_SEARCH_BUFFER_BYTES`. Default 16 MiB.
     pub search_buffer_bytes: usize,
+    /// Object puts in flight across the whole server (every ingest stream and batch together), so
+    /// that many clients cannot pile more requests on the store than it serves. Keep it under the
+    /// S3 server's own limit (radosgw's `rgw_max_concurrent_requests` is 1,024 by default).
+    /// Env: `LETHE_MAX_INGEST_PUTS`. Default 256.
+    pub max_ingest_puts: usize,
 }
 
 impl Default for ServerConfig {
@@ -158,6 +163,7 @@ impl Default for ServerConfig {
             max_image_bytes: 8 << 20,
             future_skew_secs: 300,
             search_buffer_bytes: 16 << 20,
+            max_ingest_puts: 256,
         }
     }
 }
@@ -249,6 +255,7 @@ pub const ENV_VARS: &[&str] = &[
     "LETHE_MAX_MESSAGE_BYTES",
     "LETHE_MAX_IMAGE_BYTES",
     "LETHE_SEARCH_BUFFER_BYTES",
+    "LETHE_MAX_INGEST_PUTS",
     "LETHE_LEDGER_ORIGIN",
     "LETHE_POLICIES_DIR",
     "LETHE_AUDIT_JURISDICTIONS",
@@ -314,6 +321,7 @@ impl Config {
     /// | `LETHE_MAX_MESSAGE_BYTES` | `server.max_message_bytes` |
     /// | `LETHE_MAX_IMAGE_BYTES` | `server.max_image_bytes` |
     /// | `LETHE_SEARCH_BUFFER_BYTES` | `server.search_buffer_bytes` |
+    /// | `LETHE_MAX_INGEST_PUTS` | `server.max_ingest_puts` |
     /// | `LETHE_LEDGER_ORIGIN` | `ledger.origin` |
     /// | `LETHE_POLICIES_DIR` | `policies_dir` |
     /// | `LETHE_AUDIT_JURISDICTIONS` | `audit.approved_jurisdictions` |
@@ -372,6 +380,9 @@ impl Config {
         if let Some(v) = env("LETHE_SEARCH_BUFFER_BYTES") {
             self.server.search_buffer_bytes = parse_num("LETHE_SEARCH_BUFFER_BYTES", &v)?;
         }
+        if let Some(v) = env("LETHE_MAX_INGEST_PUTS") {
+            self.server.max_ingest_puts = parse_num("LETHE_MAX_INGEST_PUTS", &v)?;
+        }
         if let Some(v) = env("LETHE_LEDGER_ORIGIN") {
             self.ledger.origin = v;
         }
@@ -423,6 +434,12 @@ impl Config {
         }
         if self.server.max_message_bytes < 1024 {
             return Err(ConfigError::new("server.max_message_bytes", "must be at least 1024"));
+        }
+        if !(1..=65_536).contains(&self.server.max_ingest_puts) {
+            return Err(ConfigError::new(
+                "server.max_ingest_puts",
+                format!("{} is not between 1 and 65536", self.server.max_ingest_puts),
+            ));
         }
         if self.ledger.origin.trim().is_empty() || self.ledger.origin.contains('\n') {
             return Err(ConfigError::new("ledger.origin", "must be one non-empty line"));
@@ -481,6 +498,21 @@ mod tests {
     }
 
     #[test]
+    fn puts_in_flight_are_a_setting_and_zero_is_refused() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "LETHE_MAX_INGEST_PUTS").then(|| "64".into())).unwrap();
+        c.validate().unwrap();
+        assert_eq!(crate::api::ApiLimits::from_config(&c.server).max_ingest_puts, 64);
+        let mut c = Config::default();
+        let e = c.apply_env(|k| (k == "LETHE_MAX_INGEST_PUTS").then(|| "many".into())).unwrap_err();
+        assert_eq!(e.setting, "LETHE_MAX_INGEST_PUTS");
+        let c: Config = toml::from_str("[server]\nmax_ingest_puts = 0\n").unwrap();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.setting, "server.max_ingest_puts");
+        assert!(e.to_string().contains("between 1 and 65536"), "{e}");
+    }
+
+    #[test]
     fn env_vars_list_is_exactly_what_apply_env_reads() {
         let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
         Config::default()
@@ -518,6 +550,7 @@ mod example_tests {
         assert_eq!(c.server.max_image_bytes, d.server.max_image_bytes);
         assert_eq!(c.server.future_skew_secs, d.server.future_skew_secs);
         assert_eq!(c.server.search_buffer_bytes, d.server.search_buffer_bytes);
+        assert_eq!(c.server.max_ingest_puts, d.server.max_ingest_puts);
         assert_eq!(c.keys.dir, d.keys.dir);
         assert_eq!(c.ledger.origin, d.ledger.origin);
         assert_eq!(c.policies_dir(), d.policies_dir());

@@ -76,14 +76,15 @@ pub struct ApiLimits {
 }
 
 impl ApiLimits {
-    /// The limits a server configuration sets (the result cap and ingest concurrency have fixed
-    /// defaults).
+    /// The limits a server configuration sets (the result cap and the puts in flight per batch
+    /// have fixed defaults).
     pub fn from_config(c: &ServerConfig) -> Self {
         Self {
             max_message_bytes: c.max_message_bytes,
             max_image_bytes: c.max_image_bytes,
             future_skew_secs: c.future_skew_secs,
             search_buffer_bytes: c.search_buffer_bytes,
+            max_ingest_puts: c.max_ingest_puts,
             ..Self::default()
         }
     }
@@ -99,7 +100,7 @@ impl Default for ApiLimits {
             max_search_results: 100_000,
             search_buffer_bytes: c.search_buffer_bytes,
             ingest_concurrency: 32,
-            max_ingest_puts: 256,
+            max_ingest_puts: c.max_ingest_puts,
         }
     }
 }
