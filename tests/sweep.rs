@@ -724,3 +724,55 @@ async fn proofs_on_the_real_ledger_are_read_back_and_verify() {
     let report = lethe::ledger::verify_log(ledger.reader(), None).await.unwrap();
     assert!(report.failures.is_empty(), "{report:?}");
 }
+
+/// The sweeper folds the ledger one batch object at a time instead of reading it whole first:
+/// the events of the first batches reach it before a later batch is read (here, before a read
+/// of the third batch fails). Reading the whole log into memory first would deliver none.
+#[tokio::test]
+async fn the_ledger_is_streamed_to_the_sweeper_not_read_whole() {
+    use lethe::ledger::record::{IngestCommit, Record, RecordBody};
+    use lethe::ledger::{Ledger, LedgerConfig, SigningKey};
+    use lethe::store::fault::Fault;
+    use lethe::sweep::ledger_log::LedgerProofLog;
+
+    let faults = Arc::new(FaultStore::new(Arc::new(InMemory::new())));
+    let ledger = Ledger::open(
+        faults.clone(),
+        LedgerConfig::default(),
+        SigningKey::generate("lethe.test/ledger").unwrap(),
+    )
+    .await
+    .unwrap();
+    let t = at(2026, 5, 10, 8, 0, 0);
+    // Appended one after another: one batch object each.
+    for count in 1..=3 {
+        let body = RecordBody::IngestCommit(IngestCommit {
+            day: t.date_naive(),
+            count,
+            merkle_root: [0u8; 32],
+            first_key: String::new(),
+            last_key: String::new(),
+        });
+        ledger.append(&Record::new(t, "serve@test", body)).await.unwrap();
+    }
+    let log = LedgerProofLog::new(ledger, "sweep@test");
+    assert_eq!(log.events().await.unwrap().len(), 3);
+    // Once the first batch has been read again, reading the third fails.
+    faults.fail_after(
+        Op::Get,
+        "ledger/batches/00000000000000000000",
+        Op::Get,
+        "ledger/batches/00000000000000000002",
+        Fault::Error,
+    );
+    let mut seen = Vec::new();
+    let res = log
+        .for_each_event(&mut |e| {
+            if let SweepEvent::IngestCommit { count, .. } = e {
+                seen.push(count)
+            }
+        })
+        .await;
+    assert!(res.is_err(), "the failed read of the third batch is an error");
+    assert_eq!(seen, vec![1, 2], "the first two batches were folded before the third was read");
+}

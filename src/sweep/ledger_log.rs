@@ -165,15 +165,17 @@ impl ProofLog for LedgerProofLog {
         Ok(())
     }
 
-    async fn events(&self) -> Result<Vec<SweepEvent>, ProofLogError> {
+    async fn for_each_event(&self, f: &mut (dyn FnMut(SweepEvent) + Send)) -> Result<(), ProofLogError> {
         let reader = self.ledger.reader();
         let tail = reader.tail().await.map_err(|e| err("read", e))?;
-        let entries: Vec<_> = reader.entries(0, tail).try_collect().await.map_err(|e| err("read", e))?;
-        let mut out = Vec::new();
-        for e in entries {
+        // One batch object at a time: memory does not grow with the ledger.
+        let mut entries = std::pin::pin!(reader.entries(0, tail));
+        while let Some(e) = entries.try_next().await.map_err(|e| err("read", e))? {
             let rec = Record::decode(&e.bytes).map_err(|source| err("read", LedgerError::Record { index: e.index, source }))?;
-            out.extend(from_body(rec.body));
+            if let Some(ev) = from_body(rec.body) {
+                f(ev);
+            }
         }
-        Ok(out)
+        Ok(())
     }
 }

@@ -328,29 +328,26 @@ struct LedgerState {
 }
 
 impl LedgerState {
-    fn from_events(events: Vec<SweepEvent>) -> Self {
-        let mut s = Self::default();
-        for e in events {
-            match e {
-                SweepEvent::IngestCommit { day, count } => *s.ingested.entry(day).or_default() += count,
-                SweepEvent::DeletionProof(p) => match p.batch {
-                    Some(b) => {
-                        s.batches.insert((p.day, b));
-                    }
-                    None => {
-                        s.closed.insert(p.day);
-                    }
-                },
-                SweepEvent::HoldReleased { hold_id, .. } => {
-                    s.released.insert(hold_id);
+    /// Folds one sweep-relevant ledger record into the state.
+    fn apply(&mut self, e: SweepEvent) {
+        match e {
+            SweepEvent::IngestCommit { day, count } => *self.ingested.entry(day).or_default() += count,
+            SweepEvent::DeletionProof(p) => match p.batch {
+                Some(b) => {
+                    self.batches.insert((p.day, b));
                 }
-                SweepEvent::HoldPurged { hold_id, .. } => {
-                    s.purged.insert(hold_id);
+                None => {
+                    self.closed.insert(p.day);
                 }
-                SweepEvent::HoldPlaced(_) | SweepEvent::SweepForced { .. } => {}
+            },
+            SweepEvent::HoldReleased { hold_id, .. } => {
+                self.released.insert(hold_id);
             }
+            SweepEvent::HoldPurged { hold_id, .. } => {
+                self.purged.insert(hold_id);
+            }
+            SweepEvent::HoldPlaced(_) | SweepEvent::SweepForced { .. } => {}
         }
-        s
     }
 }
 
@@ -514,7 +511,9 @@ impl Sweeper<'_> {
             tracing::warn!("{reason}");
             log.append(now, SweepEvent::SweepForced { reason }).await?;
         }
-        self.state = LedgerState::from_events(log.events().await?);
+        let mut state = LedgerState::default();
+        log.for_each_event(&mut |e| state.apply(e)).await?;
+        self.state = state;
 
         let all_holds = hold::list(reads).await?;
         for h in all_holds.iter().filter(|h| h.is_active(now)) {

@@ -106,8 +106,18 @@ pub trait ProofLog: Send + Sync + fmt::Debug {
     /// Appends a record. `Ok` means durable; `Err` means "not known to be durable" (it may still
     /// appear), which is why the sweeper checks [`ProofLog::events`] before writing again.
     async fn append(&self, at: DateTime<Utc>, event: SweepEvent) -> Result<(), ProofLogError>;
-    /// The sweep-relevant records in log order (ingest commits, deletion proofs, holds, forces).
-    async fn events(&self) -> Result<Vec<SweepEvent>, ProofLogError>;
+    /// Passes the sweep-relevant records (ingest commits, deletion proofs, holds, forces) to `f`
+    /// one at a time, in log order. The log is streamed: nothing but what `f` keeps stays in
+    /// memory, however long the log has grown.
+    async fn for_each_event(&self, f: &mut (dyn FnMut(SweepEvent) + Send)) -> Result<(), ProofLogError>;
+
+    /// The sweep-relevant records in log order, collected (for tests and small logs; the sweeper
+    /// folds them with [`ProofLog::for_each_event`] instead).
+    async fn events(&self) -> Result<Vec<SweepEvent>, ProofLogError> {
+        let mut out = Vec::new();
+        self.for_each_event(&mut |e| out.push(e)).await?;
+        Ok(out)
+    }
 }
 
 /// An in-memory [`ProofLog`] for tests, with failure injection.
@@ -181,8 +191,9 @@ impl ProofLog for MemoryProofLog {
         Ok(())
     }
 
-    async fn events(&self) -> Result<Vec<SweepEvent>, ProofLogError> {
-        Ok(self.all())
+    async fn for_each_event(&self, f: &mut (dyn FnMut(SweepEvent) + Send)) -> Result<(), ProofLogError> {
+        self.all().into_iter().for_each(f);
+        Ok(())
     }
 }
 
