@@ -355,3 +355,50 @@ async fn no_plaintext_real_s3() {
     let bucket = common::fresh_bucket(&env, "plaintext").await;
     no_plaintext(common::object_store_for(&env, &bucket), true, &[]).await;
 }
+
+/// A find streams: its first result comes after at most the fetch window of GETs, not after every
+/// candidate of the day was fetched and held, however many reads the plate has that day; and the
+/// results still come in capture-time order, all of them.
+#[tokio::test]
+async fn find_streams_a_busy_plate_without_holding_its_day() {
+    use futures::StreamExt;
+    use lethe::store::fault::FaultStore;
+    use lethe::store::reads::FIND_FETCH_WINDOW;
+
+    let faults = Arc::new(FaultStore::new(Arc::new(object_store::memory::InMemory::new())));
+    let kek = Kek::ephemeral();
+    let rs = open(faults.clone(), &kek, false).await;
+    let n = 3 * FIND_FETCH_WINDOW + 17;
+    // Stored in reverse time order: the results must come back sorted anyway.
+    futures::stream::iter((0..n).rev())
+        .for_each_concurrent(32, |i| {
+            let rs = rs.clone();
+            async move {
+                let r = read(&format!("busy-{i}"), "8BUS001", t0() + Duration::seconds(i as i64), "cam-1");
+                rs.put(&r, false, t0() + Duration::days(1)).await.unwrap();
+            }
+        })
+        .await;
+    let q = FindQuery {
+        plate: "8BUS001".into(),
+        from: t0() - Duration::hours(1),
+        to: t0() + Duration::hours(2),
+        folded: false,
+        camera_id: None,
+    };
+    let before = faults.gets();
+    let mut s = rs.find(q);
+    let first = s.next().await.unwrap().unwrap();
+    let gets = faults.gets() - before;
+    assert!(
+        gets <= FIND_FETCH_WINDOW + 2,
+        "{gets} GETs before the first of {n} results: the day was fetched whole"
+    );
+    assert_eq!(first.read.captured_at, t0());
+    let mut all = vec![first];
+    while let Some(f) = s.next().await {
+        all.push(f.unwrap());
+    }
+    assert_eq!(all.len(), n);
+    assert!(all.windows(2).all(|w| w[0].read.captured_at < w[1].read.captured_at), "time order");
+}

@@ -17,8 +17,9 @@
 //!   which is fetched again while the response is sent. Memory stays flat whatever the size of a
 //!   search. The receipt lists exactly the reads the header counts; if one of them cannot be sent
 //!   (store down: UNAVAILABLE; removed by a sweep after the record was written: ABORTED) the
-//!   stream ends with that error, never quietly short. See [`search`]. Capture days are read
-//!   [`search::DAY_CONCURRENCY`] at a time, in order.
+//!   stream ends with that error, never quietly short. See [`search`]. Capture days are listed
+//!   [`FIND_DAYS_AT_ONCE`](crate::store::reads::FIND_DAYS_AT_ONCE) at a time and their reads
+//!   fetched in order, a bounded window at a time.
 //! - Searches refused before a decision (malformed plate, window or labels: INVALID_ARGUMENT, or
 //!   no valid token: UNAUTHENTICATED) are not access records: there is no principal or no plate
 //!   to record. Every request that reaches the policy is recorded, allowed or denied.

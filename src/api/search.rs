@@ -5,16 +5,15 @@
 //! recorded the same way, with an empty receipt.
 //!
 //! Memory stays flat whatever the size of a search. The receipt needs every match before the first
-//! result leaves, but not every match's body: while matches stream in (capture days
-//! [`DAY_CONCURRENCY`] at a time, in capture-time order), whole results are kept only while they
+//! result leaves, but not every match's body: while matches stream in (in capture-time order,
+//! from [`ReadStore::find`](crate::store::ReadStore::find), which holds only the candidate names
+//! of the days listed ahead and a bounded window of reads in flight), whole results are kept only while they
 //! fit in [`ApiLimits::search_buffer_bytes`](super::ApiLimits::search_buffer_bytes); past that,
 //! only what is needed to fetch the read again (its object name and how it matched, ~200 bytes) is
 //! kept, up to [`ApiLimits::max_search_results`](super::ApiLimits::max_search_results) matches
 //! (more: `truncated`). After the record is written, the response stream sends the header, then the
 //! kept results, then fetches and decrypts the rest again, [`REFETCH_CONCURRENCY`] at a time, as
-//! the client consumes the stream. (While finding, the days read ahead hold their matches whole:
-//! up to [`DAY_CONCURRENCY`] days of one plate's reads, bounded by a plate's reads per day, not by
-//! the window or the result count.)
+//! the client consumes the stream.
 //!
 //! A read on the receipt that cannot be fetched again ends the stream with an error after the
 //! results sent so far: never fewer results than the header's count without one. The store being
@@ -25,57 +24,12 @@
 //! read id, and its hash must be the receipt's).
 
 use chrono::{DateTime, Duration, Utc};
-use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use futures::stream::{self, BoxStream, StreamExt};
 
 use super::ports::{Access, Action, LedgerDecision, Principal, Receipt, RecordBody, RequestContext};
 use super::{convert, proto, sha256, ApiError, ApiState};
 use crate::model::plate;
 use crate::store::{FindQuery, Found, ReadKey, StoreError};
-
-/// How many capture days one search reads at once. The store lists and fetches one day at a
-/// time; on a remote store, a month's window is then 30 round-trip chains in a row.
-pub const DAY_CONCURRENCY: usize = 8;
-
-/// The matches in `from..=to`, in capture-time order, reading up to [`DAY_CONCURRENCY`] days at
-/// once (each day's matches are collected by the store; days are yielded in order).
-fn find_by_day(
-    state: &ApiState,
-    plate: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    folded: bool,
-    camera_id: Option<String>,
-) -> BoxStream<'static, Result<Found, StoreError>> {
-    let mut windows = Vec::new();
-    let mut start = from;
-    while start <= to {
-        let next_day = (start.date_naive() + Duration::days(1))
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc();
-        let end = to.min(next_day - Duration::nanoseconds(1));
-        windows.push((start, end));
-        start = next_day;
-    }
-    let reads = state.reads.clone();
-    let plate = plate.to_string();
-    stream::iter(windows)
-        .map(move |(from, to)| {
-            reads
-                .find(FindQuery {
-                    plate: plate.clone(),
-                    from,
-                    to,
-                    folded,
-                    camera_id: camera_id.clone(),
-                })
-                .try_collect::<Vec<Found>>()
-        })
-        .buffered(DAY_CONCURRENCY)
-        .map_ok(|day| stream::iter(day.into_iter().map(Ok)))
-        .try_flatten()
-        .boxed()
-}
 
 /// How many reads past the search buffer are fetched again at once while a response is sent.
 pub const REFETCH_CONCURRENCY: usize = 8;
@@ -230,7 +184,13 @@ pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchR
     let mut truncated = false;
     if from <= to {
         let mut bytes = 0usize;
-        let mut s = find_by_day(state, &plate, from, to, req.folded, camera_id.clone());
+        let mut s = state.reads.find(FindQuery {
+            plate: plate.clone(),
+            from,
+            to,
+            folded: req.folded,
+            camera_id: camera_id.clone(),
+        });
         while let Some(item) = s.next().await {
             let f = match item {
                 Ok(f) => f,

@@ -89,6 +89,8 @@ pub struct FaultStore {
     counted_puts: Mutex<String>,
     puts_in_flight: AtomicUsize,
     max_puts_in_flight: AtomicUsize,
+    /// Gets that reached the store underneath.
+    gets: AtomicUsize,
 }
 
 impl fmt::Debug for FaultStore {
@@ -120,6 +122,7 @@ impl FaultStore {
             counted_puts: Mutex::new(String::new()),
             puts_in_flight: AtomicUsize::new(0),
             max_puts_in_flight: AtomicUsize::new(0),
+            gets: AtomicUsize::new(0),
         }
     }
 
@@ -137,6 +140,11 @@ impl FaultStore {
     /// The most (counted) puts that were in progress at once so far.
     pub fn max_puts_in_flight(&self) -> usize {
         self.max_puts_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// How many gets (whole or ranged) have reached the store underneath so far.
+    pub fn gets(&self) -> usize {
+        self.gets.load(Ordering::SeqCst)
     }
 
     fn add_rule(&self, op: Op, contains: &str, remaining: Option<usize>, fault: Fault, after: Option<(Op, &str)>) {
@@ -234,6 +242,7 @@ impl ObjectStore for FaultStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.check(Op::Get, location.as_ref())?;
+        self.gets.fetch_add(1, Ordering::SeqCst);
         let r = self.inner.get_opts(location, options).await?;
         self.fired(Op::Get, location.as_ref());
         Ok(r)
@@ -241,6 +250,7 @@ impl ObjectStore for FaultStore {
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         self.check(Op::Get, location.as_ref())?;
+        self.gets.fetch_add(1, Ordering::SeqCst);
         let r = self.inner.get_ranges(location, ranges).await?;
         self.fired(Op::Get, location.as_ref());
         Ok(r)

@@ -18,8 +18,10 @@ use crate::model::PlateRead;
 /// Object metadata name carrying the capture time (RFC 3339 UTC) on stores that support it.
 pub const CAPTURE_TIME_META: &str = "capture-time";
 
-/// How many objects a search fetches and decrypts at once.
-const FETCH_CONCURRENCY: usize = 16;
+/// How many capture days a find lists at once (their candidate names are held, not their reads).
+pub const FIND_DAYS_AT_ONCE: usize = 8;
+/// How many candidates a find fetches and decrypts at once, across days, in order.
+pub const FIND_FETCH_WINDOW: usize = 128;
 
 /// Options of a [`ReadStore`].
 #[derive(Debug, Clone)]
@@ -375,11 +377,15 @@ impl ReadStore {
         Ok(days)
     }
 
-    /// Finds the reads of a plate in a window: one bucket listing per day, names filtered by time
-    /// before any fetch, candidates decrypted and matched exactly (or folded). Streams results,
-    /// day by day in time order; memory stays bounded by the fetch concurrency.
+    /// Finds the reads of a plate in a window, streamed in capture-time order: one bucket listing
+    /// per capture day ([`FIND_DAYS_AT_ONCE`] days listed at once), names filtered by time and
+    /// sorted before any fetch, then the candidates fetched, decrypted and matched exactly (or
+    /// folded), [`FIND_FETCH_WINDOW`] at a time, in order. Memory holds the candidate names of the
+    /// days listed ahead (~150 bytes each) and at most the fetch window of reads, however many
+    /// reads a plate has in a day or in the window.
     pub fn find(&self, q: FindQuery) -> BoxStream<'static, Result<Found, StoreError>> {
         let this = self.clone();
+        let fetcher = self.clone();
         let mut days = Vec::new();
         let mut d = q.from.date_naive();
         while d <= q.to.date_naive() {
@@ -387,33 +393,19 @@ impl ReadStore {
             d = d.succ_opt().expect("date in range");
         }
         let q = Arc::new(q);
-        stream::iter(days)
-            .then(move |day| {
-                let this = this.clone();
-                let q = q.clone();
-                async move { this.find_day(day, q).await }
-            })
-            .try_flatten()
-            .boxed()
-    }
-
-    async fn find_day(&self, day: NaiveDate, q: Arc<FindQuery>) -> Result<BoxStream<'static, Result<Found, StoreError>>, StoreError> {
-        let dk = match self.inner.keys.get(&KeyName::Day(day)).await {
-            Ok(k) => k,
-            // No key: nothing was ever stored that day. Shredded: everything is past retention.
-            Err(KeyError::Missing { .. }) | Err(KeyError::Shredded { .. }) => return Ok(stream::empty().boxed()),
-            Err(e) => return Err(e.into()),
-        };
-        let bucket = blind::bucket(&dk.blind, &plate::folded(&q.plate), dk.blind_bits);
-        let this = self.clone();
         let q2 = q.clone();
-        let s = self
-            .list_prefix(layout::bucket_prefix(day, &bucket))
-            .try_filter(move |k| futures::future::ready(k.captured_at >= q2.from && k.captured_at <= q2.to))
-            .map_ok(move |k| {
+        stream::iter(days)
+            .map(move |day| {
                 let this = this.clone();
-                let dk = dk.clone();
                 let q = q.clone();
+                async move { this.candidates(day, &q).await }
+            })
+            .buffered(FIND_DAYS_AT_ONCE)
+            .map_ok(|day| stream::iter(day.into_iter().map(Ok)))
+            .try_flatten()
+            .map_ok(move |(k, dk)| {
+                let this = fetcher.clone();
+                let q = q2.clone();
                 async move {
                     let path = k.path();
                     let bytes = match this.inner.store.get(&path).await {
@@ -429,20 +421,30 @@ impl ReadStore {
                     Ok(plate::matches(&read.plate, &q.plate, q.folded).map(|matched| Found { key: k, read, matched }))
                 }
             })
-            .try_buffered(FETCH_CONCURRENCY)
-            .try_filter_map(futures::future::ok);
-        let mut items: Vec<Result<Found, StoreError>> = Vec::new();
-        // A bucket holds a few dozen reads a day: sort them by time before streaming on.
-        let mut s = Box::pin(s);
-        while let Some(item) = s.next().await {
-            let stop = item.is_err();
-            items.push(item);
-            if stop {
-                break;
-            }
-        }
-        items.sort_by_key(|r| r.as_ref().ok().map(|f| f.read.captured_at));
-        Ok(stream::iter(items).boxed())
+            .try_buffered(FIND_FETCH_WINDOW)
+            .try_filter_map(futures::future::ok)
+            .boxed()
+    }
+
+    /// A day's candidates for a query: the names in the plate's blind-index bucket whose capture
+    /// time is in the window, in time order (ties by locator), each with the day's key. None on a
+    /// day with no key (nothing stored) or a shredded one (everything past retention).
+    async fn candidates(&self, day: NaiveDate, q: &FindQuery) -> Result<Vec<(ReadKey, Arc<DataKey>)>, StoreError> {
+        let dk = match self.inner.keys.get(&KeyName::Day(day)).await {
+            Ok(k) => k,
+            Err(KeyError::Missing { .. }) | Err(KeyError::Shredded { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let bucket = blind::bucket(&dk.blind, &plate::folded(&q.plate), dk.blind_bits);
+        let (from, to) = (q.from, q.to);
+        let mut keys: Vec<ReadKey> = self
+            .list_prefix(layout::bucket_prefix(day, &bucket))
+            .try_filter(move |k| futures::future::ready(k.captured_at >= from && k.captured_at <= to))
+            .try_collect()
+            .await?;
+        // Stores list in name order (S3) or in no order (a directory): sort by time here.
+        keys.sort_by(|a, b| (a.captured_at, &a.locator).cmp(&(b.captured_at, &b.locator)));
+        Ok(keys.into_iter().map(|k| (k, dk.clone())).collect())
     }
 
     /// Deletes the given objects with the store's batch delete, checking every per-key result:
