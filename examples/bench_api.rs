@@ -36,8 +36,8 @@
 //! first), timed from the call to the last result, alternating with the **raw baseline** for the
 //! same plate: the same store work without lethe — list the plate's blind-index bucket prefix of
 //! every capture day in the retention window and GET every object whose name falls in the window,
-//! with lethe's concurrency (8 days at once, 16 GETs per day), no decryption, ledger or gRPC (the
-//! prefixes are worked out beforehand). Prints p50/p99 of both, their ratio, and results and
+//! with lethe's concurrency (`FIND_DAYS_AT_ONCE` days listed ahead, `FIND_FETCH_WINDOW` GETs in
+//! flight across days), no decryption, ledger or gRPC (the prefixes are worked out beforehand). Prints p50/p99 of both, their ratio, and results and
 //! candidate objects per search.
 
 use std::collections::BTreeMap;
@@ -54,6 +54,7 @@ use lethe::crypto::{blind, AuditKey, Kek, KeyName};
 use lethe::ledger::{Ledger, LedgerConfig, SigningKey};
 use lethe::model::{ReadInput, ReadLimits};
 use lethe::policy::{ensure_dev_tokens, PolicySet};
+use lethe::store::reads::{FIND_DAYS_AT_ONCE, FIND_FETCH_WINDOW};
 use lethe::store::{layout, ReadKey, ReadStore, ReadStoreOptions};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -417,7 +418,8 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// One search's store work without lethe: list each prefix, GET every object named in the window
-/// (8 prefixes at once, 16 GETs per prefix, as lethe). Returns the objects fetched.
+/// (`FIND_DAYS_AT_ONCE` prefixes listed ahead, `FIND_FETCH_WINDOW` GETs in flight across them, as
+/// `ReadStore::find`). Returns the objects fetched.
 async fn raw_search(
     store: &Arc<dyn ObjectStore>,
     prefixes: &[Path],
@@ -428,27 +430,25 @@ async fn raw_search(
         .map(|p| {
             let store = store.clone();
             async move {
-                let names: Vec<Path> = store
+                store
                     .list(Some(&p))
                     .filter_map(|m| {
                         let m = m.unwrap();
                         let keep = ReadKey::parse(&m.location).is_some_and(|k| k.captured_at >= from && k.captured_at <= to);
                         futures::future::ready(keep.then_some(m.location))
                     })
-                    .collect()
-                    .await;
-                futures::stream::iter(names)
-                    .map(|n| {
-                        let store = store.clone();
-                        async move { store.get(&n).await.unwrap().bytes().await.unwrap().len() }
-                    })
-                    .buffer_unordered(16)
-                    .count()
+                    .collect::<Vec<Path>>()
                     .await
             }
         })
-        .buffer_unordered(8)
-        .fold(0, |a, n| futures::future::ready(a + n))
+        .buffered(FIND_DAYS_AT_ONCE)
+        .flat_map(futures::stream::iter)
+        .map(|n| {
+            let store = store.clone();
+            async move { store.get(&n).await.unwrap().bytes().await.unwrap().len() }
+        })
+        .buffer_unordered(FIND_FETCH_WINDOW)
+        .count()
         .await
 }
 
