@@ -7,13 +7,15 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::stream::BoxStream;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use lethe::ledger::record::{Access, Decision, DeletionProof, KeyEvent, Receipt};
 use lethe::ledger::{cli, merkle, verify_log, Ledger, LedgerConfig, LogReader, Record, RecordBody, SigningKey, VerifyReport};
+use lethe::store::fault::FaultStore;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
@@ -536,6 +538,124 @@ async fn a_checkpoint_signed_with_another_key_fails_verification() {
         "{:#?}",
         report.failures
     );
+}
+
+// ---------------------------------------------------------------- reading ahead
+
+/// A log of `n` batches of one record each, at the default prefix.
+async fn one_record_batches(store: Arc<dyn ObjectStore>, key: &[u8], n: u64) {
+    let l = open(store, key).await;
+    for i in 0..n {
+        l.append(&sample(i, "test")).await.unwrap();
+    }
+}
+
+/// A store that lists in reverse key order (a local directory lists in no particular order).
+#[derive(Debug)]
+struct ReversedListing(Arc<dyn ObjectStore>);
+
+impl std::fmt::Display for ReversedListing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReversedListing({})", self.0)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for ReversedListing {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+        self.0.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        self.0.get_opts(location, options).await
+    }
+    fn delete_stream(&self, locations: BoxStream<'static, object_store::Result<Path>>) -> BoxStream<'static, object_store::Result<Path>> {
+        self.0.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let all = self.0.list(prefix);
+        Box::pin(
+            futures::stream::once(async move {
+                let mut v: Vec<_> = all.collect::<Vec<_>>().await;
+                v.reverse();
+                futures::stream::iter(v)
+            })
+            .flatten(),
+        )
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Path, to: &Path, options: object_store::CopyOptions) -> object_store::Result<()> {
+        self.0.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_entries_read_the_log_ahead_of_the_walk() {
+    let key = pkcs8();
+    let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    one_record_batches(mem.clone(), &key, 40).await;
+
+    // Every GET takes 20 ms: a walk that waits for each batch before asking for the next has
+    // one GET in flight at a time.
+    let faults = Arc::new(FaultStore::new(mem.clone()));
+    faults.slow_gets(Duration::from_millis(20));
+    let report = verify(faults.clone(), &key, None).await;
+    assert!(report.ok(), "{:#?}", report.failures);
+    assert_eq!((report.entries, report.batches, report.checkpoints_checked), (40, 40, 40));
+    assert!(
+        faults.max_gets_in_flight() >= 8,
+        "verify had {} GETs in flight at most",
+        faults.max_gets_in_flight()
+    );
+
+    let faults = Arc::new(FaultStore::new(mem.clone()));
+    faults.slow_gets(Duration::from_millis(20));
+    let entries: Vec<_> = reader(faults.clone(), &key).entries(0, u64::MAX).try_collect().await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.index).collect::<Vec<_>>(), (0..40).collect::<Vec<_>>());
+    assert!(
+        faults.max_gets_in_flight() >= 8,
+        "entries had {} GETs in flight at most",
+        faults.max_gets_in_flight()
+    );
+}
+
+#[tokio::test]
+async fn a_listing_out_of_key_order_or_with_gaps_changes_nothing_verify_reports() {
+    let key = pkcs8();
+    let mem: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    one_record_batches(mem.clone(), &key, 12).await;
+    let reversed: Arc<dyn ObjectStore> = Arc::new(ReversedListing(mem.clone()));
+
+    let sorted_report = verify(mem.clone(), &key, None).await;
+    let reversed_report = verify(reversed.clone(), &key, None).await;
+    assert!(sorted_report.ok() && reversed_report.ok(), "{:#?}", reversed_report.failures);
+    assert_eq!(
+        (reversed_report.entries, reversed_report.root),
+        (sorted_report.entries, sorted_report.root)
+    );
+    let all: Vec<_> = reader(reversed.clone(), &key).entries(0, u64::MAX).try_collect().await.unwrap();
+    assert_eq!(all.len(), 12);
+
+    // A batch in the middle goes missing: the walk stops there on either listing, and both
+    // reports hold the same failures (the later objects they name as evidence are the first the
+    // listing shows, so they depend on its order).
+    let r = reader(mem.clone(), &key);
+    mem.delete(&r.batch_key(5)).await.unwrap();
+    let sorted_report = verify(mem.clone(), &key, None).await;
+    let reversed_report = verify(reversed, &key, None).await;
+    assert!(!sorted_report.ok());
+    assert_eq!(sorted_report.entries, 5);
+    assert!(names(&sorted_report, r.batch_key(5).as_ref()), "{:#?}", sorted_report.failures);
+    assert_eq!(reversed_report.entries, sorted_report.entries);
+    assert_eq!(reversed_report.failures.len(), sorted_report.failures.len());
+    for (a, b) in reversed_report.failures.iter().zip(&sorted_report.failures) {
+        assert_eq!(a.entries, b.entries, "{a} / {b}");
+    }
+    assert_eq!(reversed_report.failures[0].object, sorted_report.failures[0].object);
 }
 
 // ---------------------------------------------------------------- proofs and CLI

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::merkle::{self, CompactTree, Hash};
 use super::note::{Checkpoint, SigningKey, VerifierKey};
+use super::prefetch::Prefetch;
 use super::record::Record;
 use super::LedgerError;
 
@@ -230,10 +231,21 @@ impl LogReader {
 
     /// Reads and parses the batch starting at `first_index`, with its raw bytes.
     pub(crate) async fn read_batch(&self, first_index: u64) -> Result<Option<(Batch, Bytes)>, LedgerError> {
-        let key = self.batch_key(first_index);
-        let Some(raw) = self.get_opt(&key).await? else {
+        let raw = self.get_opt(&self.batch_key(first_index)).await?;
+        self.parse_batch(first_index, raw)
+    }
+
+    /// Like [`Self::read_batch`], with the object read ahead by `prefetch`.
+    pub(crate) async fn read_batch_ahead(&self, prefetch: &mut Prefetch, first_index: u64) -> Result<Option<(Batch, Bytes)>, LedgerError> {
+        let raw = prefetch.get(&self.batch_key(first_index)).await?;
+        self.parse_batch(first_index, raw)
+    }
+
+    fn parse_batch(&self, first_index: u64, raw: Option<Bytes>) -> Result<Option<(Batch, Bytes)>, LedgerError> {
+        let Some(raw) = raw else {
             return Ok(None);
         };
+        let key = self.batch_key(first_index);
         let b = Batch::decode(&raw).map_err(|reason| LedgerError::Corrupt {
             key: key.to_string(),
             reason,
@@ -279,6 +291,7 @@ impl LogReader {
         if pos > 0 && self.read_batch(pos).await?.is_none() {
             pos = 0; // a stale or bogus hint: fall back to the beginning
         }
+        // Usually one batch past the hint: no listing (a local directory lists by walking it all).
         while let Some((b, _)) = self.read_batch(pos).await? {
             pos = b.end();
         }
@@ -300,24 +313,26 @@ impl LogReader {
         }
     }
 
-    /// Streams entries `from..to` in order (reading batches from the start of the log; batch
-    /// boundaries are only known by reading). Stops early at the end of the log.
+    /// Streams entries `from..to` in order (reading batches from the start of the log, ahead of
+    /// the stream by [`Prefetch`]; batch boundaries are only known by reading). Stops early at the
+    /// end of the log.
     pub fn entries(&self, from: u64, to: u64) -> impl Stream<Item = Result<Entry, LedgerError>> + Send + 'static {
         let reader = self.clone();
         // State: (next batch position, buffered entries of the current batch, done)
+        let ahead = Prefetch::new(self, 0, false);
         stream::try_unfold(
-            (0u64, std::collections::VecDeque::<Entry>::new(), false),
-            move |(mut pos, mut buf, mut done)| {
+            (0u64, std::collections::VecDeque::<Entry>::new(), false, ahead),
+            move |(mut pos, mut buf, mut done, mut ahead)| {
                 let reader = reader.clone();
                 async move {
                     loop {
                         if let Some(e) = buf.pop_front() {
-                            return Ok(Some((e, (pos, buf, done))));
+                            return Ok(Some((e, (pos, buf, done, ahead))));
                         }
                         if done || pos >= to {
                             return Ok(None);
                         }
-                        match reader.read_batch(pos).await? {
+                        match reader.read_batch_ahead(&mut ahead, pos).await? {
                             None => done = true,
                             Some((b, _)) => {
                                 let first = b.first_index;

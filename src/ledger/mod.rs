@@ -31,6 +31,7 @@ pub mod cli;
 mod log;
 pub mod merkle;
 pub mod note;
+mod prefetch;
 pub mod record;
 pub mod verify;
 

@@ -1,6 +1,7 @@
 //! The verifier: needs only the verifier (public) key and read access to the store.
 //!
-//! It walks the batch objects in order (probing `batches/{index}`, never listing the whole log),
+//! It walks the batch objects in order (asking for `batches/{index}`, each read ahead of the walk
+//! from a listing by [`Prefetch`], which never changes what the walk sees),
 //! recomputes every leaf and the tree with a compact range (O(log n) memory regardless of log
 //! size), and checks:
 //! - each batch parses strictly, sits at the key of its first index, continues the previous one,
@@ -24,6 +25,7 @@ use ring::digest::{digest, SHA256};
 use super::log::{parse_tail_hint, Batch, LogReader};
 use super::merkle::{self, CompactTree};
 use super::note::Checkpoint;
+use super::prefetch::Prefetch;
 use super::LedgerError;
 
 /// Most failures listed individually; the rest are counted.
@@ -148,10 +150,11 @@ pub async fn verify_log(reader: &LogReader, trusted: Option<(&str, &[u8])>) -> R
     let mut pos = 0u64;
     let mut last_signed = 0u64; // newest size with a checkpoint matching the log
     let mut unsigned_from_key: Option<String> = None;
+    let mut ahead = Prefetch::new(reader, 0, true);
     loop {
         let bkey = reader.batch_key(pos);
         let bkey_s = bkey.to_string();
-        let Some(raw) = reader.get_opt(&bkey).await? else {
+        let Some(raw) = ahead.get(&bkey).await? else {
             break;
         };
         report.batches += 1;
@@ -204,7 +207,7 @@ pub async fn verify_log(reader: &LogReader, trusted: Option<(&str, &[u8])>) -> R
         }
         let ckey = reader.checkpoint_key(end);
         let ckey_s = ckey.to_string();
-        if let Some(craw) = reader.get_opt(&ckey).await? {
+        if let Some(craw) = ahead.get(&ckey).await? {
             report.checkpoints_checked += 1;
             match key.verify_checkpoint(&craw) {
                 Err(e) => report.fail(ckey_s, Some(last_signed..end), e.to_string()),

@@ -91,6 +91,10 @@ pub struct FaultStore {
     max_puts_in_flight: AtomicUsize,
     /// Gets that reached the store underneath.
     gets: AtomicUsize,
+    /// Added to every get (milliseconds), and gets in progress at once.
+    get_delay_ms: AtomicU64,
+    gets_in_flight: AtomicUsize,
+    max_gets_in_flight: AtomicUsize,
 }
 
 impl fmt::Debug for FaultStore {
@@ -123,7 +127,34 @@ impl FaultStore {
             puts_in_flight: AtomicUsize::new(0),
             max_puts_in_flight: AtomicUsize::new(0),
             gets: AtomicUsize::new(0),
+            get_delay_ms: AtomicU64::new(0),
+            gets_in_flight: AtomicUsize::new(0),
+            max_gets_in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Every get from now on takes `delay` longer, so that concurrent gets overlap.
+    pub fn slow_gets(&self, delay: std::time::Duration) {
+        self.get_delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// The most gets that were in progress at once so far.
+    pub fn max_gets_in_flight(&self) -> usize {
+        self.max_gets_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Runs one get underneath: counted, delayed when asked, tracked in flight.
+    async fn timed_get<T>(&self, get: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        let now = self.gets_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_gets_in_flight.fetch_max(now, Ordering::SeqCst);
+        let delay = self.get_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
+        let r = get.await;
+        self.gets_in_flight.fetch_sub(1, Ordering::SeqCst);
+        r
     }
 
     /// Every put from now on takes `delay` longer (the store is slow, not failing).
@@ -242,16 +273,14 @@ impl ObjectStore for FaultStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.check(Op::Get, location.as_ref())?;
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        let r = self.inner.get_opts(location, options).await?;
+        let r = self.timed_get(self.inner.get_opts(location, options)).await?;
         self.fired(Op::Get, location.as_ref());
         Ok(r)
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         self.check(Op::Get, location.as_ref())?;
-        self.gets.fetch_add(1, Ordering::SeqCst);
-        let r = self.inner.get_ranges(location, ranges).await?;
+        let r = self.timed_get(self.inner.get_ranges(location, ranges)).await?;
         self.fired(Op::Get, location.as_ref());
         Ok(r)
     }
