@@ -300,7 +300,9 @@ async fn malformed_fields_are_named_and_store_nothing() {
     assert_eq!(h.objects("reads").await.len(), 1, "nothing of a rejected read is stored");
     assert_eq!(h.objects("ids").await.len(), 1);
 
-    // Search arguments: INVALID_ARGUMENT naming the field, nothing recorded, nothing returned.
+    // Search arguments: INVALID_ARGUMENT naming the field, nothing returned, and each attempt on
+    // the ledger (an out-of-state agency's malformed attempt included), refused before the policy.
+    let before = access_records(&h.ledger().await).len();
     let mut cases = vec![(search_req("#"), "plate"), (search_req(""), "plate")];
     let mut r = search_req("2GUD222");
     r.from = Some(ts(t0()));
@@ -315,11 +317,36 @@ async fn malformed_fields_are_named_and_store_nothing() {
     let mut r = search_req("2GUD222");
     r.case_number = "x".repeat(1000);
     cases.push((r, "case_number"));
-    for (req, field) in cases {
-        let e = h.search_as("city-pd", req).await.unwrap_err();
+    let n = cases.len();
+    let who = |i: usize| if i == 1 { "nv-city-pd" } else { "city-pd" };
+    for (i, (req, field)) in cases.into_iter().enumerate() {
+        let e = h.search_as(who(i), req).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{field}: {e:?}");
         assert!(e.message().starts_with(&format!("{field}:")), "{field}: {}", e.message());
     }
+    let acc = access_records(&h.ledger().await);
+    assert_eq!(acc.len(), before + n, "every malformed attempt is recorded");
+    let fields = ["plate", "plate", "from", "to", "case_number"];
+    for (i, (a, field)) in acc[before..].iter().zip(fields).enumerate() {
+        assert_eq!(a.principal, who(i));
+        assert_eq!(a.decision, Decision::Deny);
+        assert_eq!(a.rule, "invalid-request");
+        assert!(a.reason.contains(&format!("{field}:")), "{}", a.reason);
+        assert!(!a.reason.contains("2GUD222"), "no plate in the reason: {}", a.reason);
+        assert_eq!(a.receipt.count, 0);
+    }
+    assert_eq!(acc[before + 1].jurisdiction, "NV");
+    assert_eq!(
+        h.audit_key.open_plate(&acc[before].plate_ciphertext).unwrap(),
+        "#",
+        "the plate as typed, encrypted"
+    );
+    assert_eq!(h.audit_key.open_plate(&acc[before + 2].plate_ciphertext).unwrap(), "2GUD222");
+    assert_eq!(
+        acc[before + 4].case_number.as_deref().map(str::len),
+        Some(lethe::api::search::MAX_LABEL_LEN),
+        "a long field is cut, not dropped"
+    );
     h.stop().await;
 }
 
@@ -407,8 +434,11 @@ async fn no_ledger_record_means_no_results_and_no_ack() {
         Err(e) => e,
     };
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
-    // A denied search cannot be recorded either: still no answer but UNAVAILABLE.
+    // A denied search cannot be recorded either: still no answer but UNAVAILABLE; nor can a
+    // malformed one.
     let e = h.search_as("nv-city-pd", search_req("9LED999")).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable);
+    let e = h.search_as("nv-city-pd", search_req("")).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable);
     // Ingest: no commit record, no acknowledgement, and what the batch stored is removed again.
     let e = h

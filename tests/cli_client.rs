@@ -124,6 +124,55 @@ fn import_and_search_from_the_command_line() {
         .env("LETHE_TOKEN", &token));
     assert!(stdout.contains("stored 0 · duplicates 2"), "{stdout}");
 
+    // A gzip file cut short: refused whole with one line, nothing sent or stored.
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for i in 0..3000 {
+        writeln!(
+            e,
+            "{{\"plate\":\"CUT{:04}\",\"captured_at\":\"{}\",\"camera_id\":\"gw-cam\"}}",
+            i % 7,
+            (now - chrono::Duration::minutes(i)).to_rfc3339()
+        )
+        .unwrap();
+    }
+    let whole = e.finish().unwrap();
+    std::fs::write(d.join("cut.jsonl.gz"), &whole[..whole.len() * 2 / 3]).unwrap();
+    let (code, stdout, stderr) = out(lethe(d)
+        .args(["import", "cut.jsonl.gz", "--server", &server])
+        .env("LETHE_TOKEN", &token));
+    assert_ne!(code, 0, "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("row ") && stderr.contains("cannot read the file") && stderr.contains("nothing was sent"),
+        "{stderr}"
+    );
+    let (code, stdout, _) = out(lethe(d).args([
+        "search",
+        "CUT0001",
+        "--purpose",
+        "investigation",
+        "--case",
+        "C-3",
+        "--json",
+        "--as",
+        "city-pd",
+        "--server",
+        &server,
+    ]));
+    assert_eq!((code, stdout.as_str()), (0, ""), "a read of the cut file was stored");
+
+    // A reader that stops early (`| head -1`) does not crash the import.
+    let mut child = lethe(d)
+        .args(["import", "reads.jsonl", "--server", &server])
+        .env("LETHE_TOKEN", &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+
     // Search: one JSON object per result per line.
     let (code, stdout, stderr) = out(lethe(d).args([
         "search",

@@ -2,7 +2,8 @@
 //!
 //! The order is the guarantee: the access record, with its receipt of exactly which reads will be
 //! sent, is durable in the ledger before [`search`] returns anything to send. Denied attempts are
-//! recorded the same way, with an empty receipt.
+//! recorded the same way, with an empty receipt, and so are malformed ones (INVALID_ARGUMENT),
+//! refused before the policy with rule [`INVALID_REQUEST_RULE`] and the field in the reason.
 //!
 //! Memory stays flat whatever the size of a search. The receipt needs every match before the first
 //! result leaves, but not every match's body: while matches stream in (in capture-time order,
@@ -116,16 +117,24 @@ fn label(field: &'static str, s: &str) -> Result<String, ApiError> {
     Ok(s.to_string())
 }
 
-/// Runs one search for `principal`. See the module docs for the order of events.
-pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchRequest) -> Result<SearchOutcome, ApiError> {
+/// A search request whose fields are valid, its window clipped to retention.
+struct Checked {
+    plate: String,
+    purpose: String,
+    case_number: String,
+    camera_id: Option<String>,
+    cutoff: DateTime<Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+fn check(state: &ApiState, req: &proto::SearchRequest) -> Result<Checked, ApiError> {
     let plate = plate::canonical(&req.plate).map_err(|e| invalid("plate", e.to_string()))?;
     let purpose = label("purpose", &req.purpose)?;
     let case_number = label("case_number", &req.case_number)?;
     let camera_id = label("camera_id", &req.camera_id)?;
     let camera_id = (!camera_id.is_empty()).then_some(camera_id);
-    let now = state.clock.now();
-    let cutoff = state.retention.cutoff(now);
-    let latest = now + Duration::seconds(state.limits.future_skew_secs);
+    let (cutoff, latest) = retention_window(state);
     let asked_from = time_arg("from", &req.from)?;
     let asked_to = time_arg("to", &req.to)?;
     if let (Some(f), Some(t)) = (asked_from, asked_to) {
@@ -136,6 +145,79 @@ pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchR
     // Clip to retention: nothing captured before the cutoff is ever returned.
     let from = asked_from.map_or(cutoff, |f| f.max(cutoff));
     let to = asked_to.map_or(latest, |t| t.min(latest));
+    Ok(Checked {
+        plate,
+        purpose,
+        case_number,
+        camera_id,
+        cutoff,
+        from,
+        to,
+    })
+}
+
+/// The retention cutoff and the latest capture time a search can see, now.
+fn retention_window(state: &ApiState) -> (DateTime<Utc>, DateTime<Utc>) {
+    let now = state.clock.now();
+    (state.retention.cutoff(now), now + Duration::seconds(state.limits.future_skew_secs))
+}
+
+/// At most `n` characters of `s`, without control characters: what a refused request said, fit
+/// for the record.
+fn excerpt(s: &str, n: usize) -> String {
+    s.trim().chars().filter(|c| !c.is_control()).take(n).collect()
+}
+
+/// The access record of a request refused as malformed, before any policy decision: who asked,
+/// what they asked as far as it could be read (the plate as typed, encrypted under the audit key
+/// like every searched plate), and which field was wrong.
+fn refused_record(state: &ApiState, principal: &Principal, req: &proto::SearchRequest, error: &ApiError) -> Access {
+    let (cutoff, latest) = retention_window(state);
+    let typed = excerpt(&req.plate, MAX_LABEL_LEN);
+    let case_number = excerpt(&req.case_number, MAX_LABEL_LEN);
+    let window = |t: &Option<prost_types::Timestamp>| t.as_ref().and_then(|t| convert::from_timestamp(t).ok());
+    Access {
+        principal: principal.id.clone(),
+        agency: principal.agency.clone(),
+        jurisdiction: principal.jurisdiction.clone(),
+        purpose: excerpt(&req.purpose, MAX_LABEL_LEN),
+        case_number: (!case_number.is_empty()).then_some(case_number),
+        plate_ciphertext: state.audit_key.seal_plate(&typed),
+        plate_blind: plate::canonical(&req.plate).map(|p| state.audit_key.blind(&p)).unwrap_or_default(),
+        window_from: window(&req.from).unwrap_or(cutoff),
+        window_to: window(&req.to).unwrap_or(latest),
+        decision: LedgerDecision::Deny,
+        rule: INVALID_REQUEST_RULE.into(),
+        reason: format!("refused before the policy: {error}"),
+        receipt: Receipt::default(),
+    }
+}
+
+/// The `rule` of the access record of a malformed search request.
+pub const INVALID_REQUEST_RULE: &str = "invalid-request";
+
+/// Runs one search for `principal`. See the module docs for the order of events.
+pub async fn search(state: &ApiState, principal: &Principal, req: proto::SearchRequest) -> Result<SearchOutcome, ApiError> {
+    let Checked {
+        plate,
+        purpose,
+        case_number,
+        camera_id,
+        cutoff,
+        from,
+        to,
+    } = match check(state, &req) {
+        Ok(c) => c,
+        Err(e) => {
+            // A malformed attempt is an attempt: on the record before the error goes back.
+            let seq = state
+                .ledger
+                .append(RecordBody::Access(refused_record(state, principal, &req, &e)))
+                .await?;
+            tracing::info!(principal = %principal.id, access_entry = seq, "search refused as malformed");
+            return Err(e);
+        }
+    };
 
     let ctx = RequestContext::search(purpose.clone(), (!case_number.is_empty()).then_some(case_number.as_str()));
     let decision = state.policy.authorize(principal, Action::Search, &ctx);

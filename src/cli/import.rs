@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,14 +80,19 @@ const MAX_ROW_REPORTS: u64 = 1000;
 /// Opens a file, decompressing gzip when its first bytes say so.
 pub fn open(path: &Path) -> std::io::Result<Box<dyn BufRead + Send>> {
     let mut f = File::open(path)?;
-    let mut magic = [0u8; 2];
-    let n = f.read(&mut magic)?;
-    f.seek(SeekFrom::Start(0))?;
-    if n == 2 && magic == [0x1f, 0x8b] {
+    if gzip_magic(&mut f)? {
         Ok(Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(BufReader::new(f)))))
     } else {
         Ok(Box::new(BufReader::with_capacity(1 << 16, f)))
     }
+}
+
+/// Whether the file starts with the gzip magic bytes (and is read as gzip). Leaves `f` at its start.
+fn gzip_magic(f: &mut File) -> std::io::Result<bool> {
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic)?;
+    f.seek(SeekFrom::Start(0))?;
+    Ok(n == 2 && magic == [0x1f, 0x8b])
 }
 
 /// A row parser.
@@ -312,22 +317,45 @@ pub fn detect(first_line: &str, forced: Format) -> Result<(RowParser, bool), Str
     }
 }
 
+/// A file that cannot be read on (a damaged or cut-short gzip stream, a disk error): the import
+/// stops there, whatever the row.
+#[derive(Debug)]
+struct ReadFailure {
+    row: u64,
+    error: std::io::Error,
+}
+
+impl ReadFailure {
+    fn to_error(&self, path: &Path, sent_nothing: bool) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{}: row {}: cannot read the file: {} (damaged or cut short){}",
+            path.display(),
+            self.row,
+            self.error,
+            if sent_nothing { "; nothing was sent" } else { "" }
+        )
+    }
+}
+
 /// Iterates `(row number, line)` over a file's lines, 1-based; a line that is not UTF-8 is
-/// `Err` with its row number.
-fn lines(reader: Box<dyn BufRead + Send>) -> impl Iterator<Item = (u64, Result<String, String>)> {
+/// `Ok(Err)` with its row number. A read error ends the iteration with `Err`: a decoder that
+/// failed once fails again on every later read, so nothing after it is a row.
+fn lines(reader: Box<dyn BufRead + Send>) -> impl Iterator<Item = Result<(u64, Result<String, String>), ReadFailure>> {
     let mut reader = reader;
     let mut n = 0u64;
+    let mut failed = false;
     std::iter::from_fn(move || {
+        if failed {
+            return None;
+        }
         let mut buf = Vec::new();
+        n += 1;
         match reader.read_until(b'\n', &mut buf) {
             Ok(0) => None,
-            Ok(_) => {
-                n += 1;
-                Some((n, String::from_utf8(buf).map_err(|_| "not UTF-8".to_string())))
-            }
-            Err(e) => {
-                n += 1;
-                Some((n, Err(format!("read error: {e}"))))
+            Ok(_) => Some(Ok((n, String::from_utf8(buf).map_err(|_| "not UTF-8".to_string())))),
+            Err(error) => {
+                failed = true;
+                Some(Err(ReadFailure { row: n, error }))
             }
         }
     })
@@ -371,10 +399,12 @@ pub struct Summary {
 impl Summary {
     fn report_row(&mut self, row: u64, what: &str, reason: &str) {
         self.reported += 1;
+        // Written, not printed: a closed stderr must not stop the import.
+        let mut err = std::io::stderr().lock();
         if self.reported <= MAX_ROW_REPORTS {
-            eprintln!("row {row}: {what}: {reason}");
+            let _ = writeln!(err, "row {row}: {what}: {reason}");
         } else if self.reported == MAX_ROW_REPORTS + 1 {
-            eprintln!("(further problem rows are counted in the summary, not listed)");
+            let _ = writeln!(err, "(further problem rows are counted in the summary, not listed)");
         }
     }
 
@@ -413,19 +443,22 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<u8> {
     let channel = args.client.connect().await?;
     let path = args.file.clone();
     // Pass 0: the format; pass 1 (only to rebase): the newest time and the row count.
-    let first = lines(open(&path).with_context(|| format!("{}", path.display()))?)
-        .next()
-        .map(|(_, l)| l)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("{}: row 1: {e}", path.display()))?
-        .unwrap_or_default();
+    let first = match lines(open(&path).with_context(|| format!("{}", path.display()))?).next() {
+        None => anyhow::bail!("{}: the file is empty: no rows to import", path.display()),
+        Some(Err(f)) => return Err(f.to_error(&path, true)),
+        Some(Ok((_, line))) => line.map_err(|e| anyhow::anyhow!("{}: row 1: {e}", path.display()))?,
+    };
     let (parser, has_header) = detect(&first, args.format).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let (shift, total) = if args.rebase_to_now {
+    // A gzip file is read through once before anything is sent, so that a damaged or cut-short
+    // one is refused whole instead of being imported up to the damage.
+    let gzip = gzip_magic(&mut File::open(&path).with_context(|| format!("{}", path.display()))?)?;
+    let (shift, total) = if args.rebase_to_now || gzip {
         let (p, path2) = (parser.clone(), path.clone());
         let (newest, count) = tokio::task::spawn_blocking(move || -> anyhow::Result<(Option<DateTime<Utc>>, u64)> {
             let mut newest: Option<DateTime<Utc>> = None;
             let mut count = 0;
-            for (n, line) in lines(open(&path2)?) {
+            for item in lines(open(&path2)?) {
+                let (n, line) = item.map_err(|f| f.to_error(&path2, true))?;
                 if n == 1 && has_header {
                     continue;
                 }
@@ -441,9 +474,13 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<u8> {
             Ok((newest, count))
         })
         .await??;
-        let shift = newest.map_or(Duration::zero(), |n| SystemClock.now() - n);
-        eprintln!("rebasing: every time shifted by {} h so the newest read is now", shift.num_hours());
-        (shift, Some(count))
+        if args.rebase_to_now {
+            let shift = newest.map_or(Duration::zero(), |n| SystemClock.now() - n);
+            eprintln!("rebasing: every time shifted by {} h so the newest read is now", shift.num_hours());
+            (shift, Some(count))
+        } else {
+            (Duration::zero(), Some(count))
+        }
     } else {
         (Duration::zero(), None)
     };
@@ -466,10 +503,11 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<u8> {
                 rows: Vec::new(),
                 reads: Vec::new(),
             };
-            for (n, line) in lines(open(&path)?) {
+            for item in lines(open(&path)?) {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
+                let (n, line) = item.map_err(|f| f.to_error(&path, false))?;
                 if n == 1 && has_header {
                     continue;
                 }
@@ -630,18 +668,19 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<u8> {
     let s = summary.lock().expect("summary");
     print_summary(&s, &args.file);
     if let Some(e) = failure {
+        // One line: what went wrong first, then what it leaves behind.
         let acked = s.stored + s.duplicates + s.rejected_total();
-        eprintln!(
-            "import stopped: {} of {} sent reads were acknowledged; the rest were not and must be re-sent (re-running the same import is idempotent{})",
+        return Err(anyhow::anyhow!(
+            "{} — import stopped: {} of {} sent reads were acknowledged and are stored; the rest were not and must be re-sent (re-running the same import is idempotent{})",
+            crate::cli::one_line(&e),
             acked,
             s.sent,
             if args.rebase_to_now {
-                ", except with --rebase-to-now, whose shift changes"
+                ", except with --rebase-to-now, whose shift changes with the time it is run"
             } else {
                 ""
             }
-        );
-        return Err(e);
+        ));
     }
     Ok(if s.rejected_total() + s.unparseable_total() > 0 { 3 } else { 0 })
 }
@@ -664,9 +703,10 @@ fn progress_bar(total: Option<u64>) -> Option<indicatif::ProgressBar> {
 }
 
 fn print_summary(s: &Summary, file: &Path) {
-    println!("{}: {} rows", file.display(), s.rows);
-    println!(
-        "sent {} · stored {} · duplicates {} · rejected {} · unparseable {}",
+    // Written, not printed: a reader that stops early (`| head`) ends the summary, not the import.
+    let mut text = format!("{}: {} rows\n", file.display(), s.rows);
+    text += &format!(
+        "sent {} · stored {} · duplicates {} · rejected {} · unparseable {}\n",
         s.sent,
         s.stored,
         s.duplicates,
@@ -674,17 +714,19 @@ fn print_summary(s: &Summary, file: &Path) {
         s.unparseable_total()
     );
     if !s.rejected.is_empty() {
-        println!("rejected by reason:");
+        text += "rejected by reason:\n";
         for (reason, n) in &s.rejected {
-            println!("  {n:>8}  {reason}");
+            text += &format!("  {n:>8}  {reason}\n");
         }
     }
     if !s.unparseable.is_empty() {
-        println!("unparseable by reason:");
+        text += "unparseable by reason:\n";
         for (reason, n) in &s.unparseable {
-            println!("  {n:>8}  {reason}");
+            text += &format!("  {n:>8}  {reason}\n");
         }
     }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
 #[cfg(test)]
@@ -778,11 +820,32 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
         e.write_all(format!("{HEADER}\nrow\n").as_bytes()).unwrap();
         e.finish().unwrap();
-        let got: Vec<String> = lines(open(&gz).unwrap()).map(|(_, l)| l.unwrap()).collect();
+        let got: Vec<String> = lines(open(&gz).unwrap()).map(|r| r.unwrap().1.unwrap()).collect();
         assert_eq!(got[0].trim_end(), HEADER);
         let plain = dir.path().join("reads.txt");
         std::fs::write(&plain, "{}\n").unwrap();
         assert_eq!(lines(open(&plain).unwrap()).count(), 1);
+    }
+
+    #[test]
+    fn a_cut_short_gzip_ends_the_lines_with_one_read_failure() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("reads.jsonl.gz");
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for i in 0..5000 {
+            writeln!(e, "{{\"plate\":\"P{i:06}\",\"captured_at\":\"2026-12-01T00:00:{:02}Z\"}}", i % 60).unwrap();
+        }
+        let whole = e.finish().unwrap();
+        std::fs::write(&gz, &whole[..whole.len() / 2]).unwrap();
+        let items: Vec<_> = lines(open(&gz).unwrap()).take(100_000).collect();
+        assert!(items.len() < 100_000, "the lines never end");
+        let (last, rows) = items.split_last().unwrap();
+        assert!(rows.iter().all(|r| r.is_ok()));
+        let failure = last.as_ref().unwrap_err();
+        assert_eq!(failure.row as usize, rows.len() + 1);
+        let msg = failure.to_error(&gz, true).to_string();
+        assert!(msg.contains("cannot read the file") && msg.contains("nothing was sent"), "{msg}");
     }
 
     #[test]
