@@ -442,13 +442,65 @@ async fn a_dead_sweepers_lease_expires() {
     let w = world(now).await;
     w.ingest(&[("dl".into(), "DEAD1", at(2026, 5, 10, 0, 0, 0))]).await;
     // A sweeper took the lease and died.
-    let lease = sweep::lease::Lease::take(w.raw.clone(), "dead@host", now, Duration::minutes(15))
+    let lease = sweep::lease::Lease::take(w.raw.clone(), "dead@host", now, Duration::minutes(15), Duration::minutes(5))
         .await
         .unwrap();
     std::mem::forget(lease);
     assert_eq!(w.sweep().await.unwrap_err().exit_code(), sweep::EXIT_BUSY);
     w.clock.advance(Duration::minutes(16));
     assert_eq!(w.sweep().await.unwrap().deleted(), 1);
+}
+
+/// The newest lease generation's file, as JSON.
+async fn newest_lease(store: &Arc<dyn ObjectStore>) -> serde_json::Value {
+    let mut names: Vec<_> = store
+        .list(Some(&Path::from(sweep::lease::LEASE_PREFIX)))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .unwrap();
+    names.sort();
+    let bytes = store.get(names.last().unwrap()).await.unwrap().bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn a_forced_sweep_keeps_its_lease_in_store_time() {
+    // The store keeps real time; the sweeper's clock is 28 days ahead (`faketime +28d`), forced.
+    let real = SystemClock.now();
+    let clock = ManualClock::new(real + Duration::days(28));
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let raw = Arc::new(TestStore::new(store.clone(), None, None));
+    let reads = open(raw.clone()).await;
+    let log = MemoryProofLog::new();
+    let opts = SweepOptions {
+        force: true,
+        ..Default::default()
+    };
+    sweep::run(&reads, &log, &clock, &opts).await.unwrap();
+    let lease = newest_lease(&store).await;
+    let taken: DateTime<Utc> = lease["taken_at"].as_str().unwrap().parse().unwrap();
+    assert!((taken - real).num_minutes().abs() < 5, "lease written in local time: {lease}");
+}
+
+#[tokio::test]
+async fn a_lease_left_by_a_skewed_clock_does_not_hold_off_sweeps_for_weeks() {
+    let now = at(2026, 6, 20, 0, 0, 0);
+    let w = world(now).await;
+    w.ingest(&[("sk".into(), "SKEW1", at(2026, 5, 10, 0, 0, 0))]).await;
+    // A sweeper before this rule, forced past a clock 28 days ahead, took the lease in its own
+    // time and died.
+    let lease = sweep::lease::Lease::take(
+        w.raw.clone(),
+        "skewed@host",
+        now + Duration::days(28),
+        Duration::minutes(15),
+        Duration::minutes(5),
+    )
+    .await
+    .unwrap();
+    std::mem::forget(lease);
+    assert_eq!(w.sweep().await.unwrap().deleted(), 1, "the stale lease is taken over");
 }
 
 // ---------------------------------------------------------------- clock guard

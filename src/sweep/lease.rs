@@ -5,8 +5,12 @@
 //! sweeper reads the newest generation `n`: if there is none, or it is released, or its
 //! `expires_at` has passed, it creates `n + 1` — which only one contender can do. Renewing is
 //! the same step by the holder (create `n + 1` before `n` expires); if that create fails, someone
-//! else took over and the holder stops before its next destructive step. Expiry compares the
-//! taker's clock with the holder's, which the sweep's clock check keeps within a few minutes.
+//! else took over and the holder stops before its next destructive step. Lease times are the
+//! store's clock (the sweep's local clock corrected by the skew its clock check measured), so a
+//! sweep forced past a skewed clock writes the same times as any other. A lease that expires
+//! further ahead than any live sweeper could have set (more than the lease time plus the allowed
+//! skew from now) was not written in store time — by a version before this rule, under a skewed
+//! clock — and is taken over as stale.
 
 use std::sync::Arc;
 
@@ -95,10 +99,25 @@ async fn create(store: &dyn ObjectStore, n: u64, f: &LeaseFile) -> Result<bool, 
 
 impl Lease {
     /// Takes the lease for `ttl`, or fails with [`SweepError::Busy`] naming the live holder.
-    pub async fn take(store: Arc<dyn ObjectStore>, holder: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Lease, SweepError> {
+    /// `now` is the store's time; `max_skew` how far a live holder's clock may be from it.
+    pub async fn take(
+        store: Arc<dyn ObjectStore>,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+        max_skew: Duration,
+    ) -> Result<Lease, SweepError> {
         let next = match newest(store.as_ref()).await? {
             None => 1,
             Some((n, f)) if f.released || f.expires_at <= now => n + 1,
+            Some((n, f)) if f.expires_at > now + ttl + max_skew => {
+                tracing::warn!(
+                    holder = %f.holder,
+                    expires_at = %f.expires_at,
+                    "taking over a lease that expires further ahead than a live sweeper could have set"
+                );
+                n + 1
+            }
             Some((_, f)) => {
                 return Err(SweepError::Busy {
                     holder: f.holder,

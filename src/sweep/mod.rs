@@ -444,6 +444,8 @@ struct Sweeper<'a> {
     holds: Vec<LoadedHold>,
     cutoff: DateTime<Utc>,
     forced: bool,
+    /// Store clock minus local clock, measured at the start: the lease is kept in store time.
+    skew: Duration,
 }
 
 /// Runs one sweep. See the module documentation for what it guarantees.
@@ -471,7 +473,10 @@ pub async fn run(reads: &ReadStore, log: &dyn ProofLog, clock: &dyn Clock, opts:
     let lease = if opts.dry_run {
         None
     } else {
-        Some(Lease::take(store.clone(), &opts.writer, now, opts.lease_ttl).await?)
+        // In the store's time, not the local clock's: a sweep forced past a skewed clock (say
+        // `faketime +28d`) that dies must not leave a lease that holds off every later sweeper
+        // for weeks.
+        Some(Lease::take(store.clone(), &opts.writer, now + skew, opts.lease_ttl, opts.max_clock_skew).await?)
     };
     let mut sw = Sweeper {
         reads,
@@ -483,13 +488,14 @@ pub async fn run(reads: &ReadStore, log: &dyn ProofLog, clock: &dyn Clock, opts:
         holds: Vec::new(),
         cutoff,
         forced,
+        skew,
     };
     let result = sw.run(now, skew).await;
     opts.progress.finish_and_clear();
     // Released on success and on error alike: a failed sweep should not make the next one wait.
     // (A sweeper that dies leaves its lease to expire.)
     if let Some(l) = sw.lease.take() {
-        let released = l.release(clock.now()).await;
+        let released = l.release(clock.now() + skew).await;
         if result.is_ok() {
             released?;
         }
@@ -551,7 +557,7 @@ impl Sweeper<'_> {
     }
 
     async fn guard(&mut self) -> Result<(), SweepError> {
-        let now = self.clock.now();
+        let now = self.clock.now() + self.skew;
         match &mut self.lease {
             Some(l) => l.ensure(now).await,
             None => Ok(()),
