@@ -17,7 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gRPC server (default 127.0.0.1:50051, data in ./lethe-data).
+    /// Run the gRPC server (default 127.0.0.1:50051, data in ./lethe-data; another directory:
+    /// LETHE_DATA_DIR or `store.path` in lethe.toml, see lethe.toml.example).
     Serve(lethe::cli::serve::Args),
     /// Create keys, set bucket lifecycle rules, record the approved policy baseline.
     Init(lethe::cli::init::Args),
@@ -25,7 +26,8 @@ enum Command {
     ///
     /// Exit 0: every row stored (or already stored); 3: some rows rejected or unparseable (listed
     /// by row number, counted by reason); 1: the import failed (unacknowledged batches must be
-    /// re-sent; re-running the same import is idempotent).
+    /// re-sent; re-running the same import is idempotent, except with --rebase-to-now, whose
+    /// shift changes with the time it is run).
     Import(lethe::cli::import::Args),
     /// Search a plate (client).
     ///

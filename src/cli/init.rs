@@ -53,7 +53,20 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<u8> {
     let policies = PolicySet::load(&ctx.config.policies_dir())?;
     let writer = super::sweep::writer("init");
     let start = crate::audit::record_policy_on_start(&ledger, &policies, &writer, clock.as_ref()).await?;
-    println!("policy set {}: {start:?}", policies.hash);
+    let what = match &start {
+        crate::audit::PolicyStart::First { .. } => "recorded in the ledger (first start)".to_string(),
+        crate::audit::PolicyStart::Unchanged { .. } => "unchanged since it was last recorded".to_string(),
+        crate::audit::PolicyStart::Changed { old, changed, .. } => format!(
+            "changed since {old} ({} file(s): {}), recorded in the ledger",
+            changed.len(),
+            changed
+                .iter()
+                .map(|(f, c)| format!("{f} {c:?}").to_lowercase())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    println!("policy set {}: {what}", policies.hash);
     if let Some(id) = &args.approve_as {
         let hash = crate::audit::approve(&ledger, ctx.object_store.as_ref(), &policies, id, &writer, clock.as_ref()).await?;
         println!("approved policy baseline {hash} as {id}");

@@ -31,7 +31,7 @@ pub enum PlateError {
     },
     /// A character that is neither a letter, a digit nor a separator. The character's position is
     /// given instead of the plate, which must not appear in errors.
-    #[error("plate contains a character that is not a letter, digit, space, dash or dot (at position {position})")]
+    #[error("plate contains a character that is not an ASCII letter (A-Z), digit, space, dash or dot (at position {position})")]
     BadCharacter {
         /// 1-based position in the raw text.
         position: usize,
