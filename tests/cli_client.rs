@@ -207,6 +207,29 @@ fn import_and_search_from_the_command_line() {
     assert_eq!(code, 0);
     assert_eq!(stdout.lines().count(), 2, "{stdout}");
 
+    // A window wholly before the retention period: recorded, nothing returned, said in words.
+    let (code, stdout, stderr) = out(lethe(d).args([
+        "search",
+        "LJT1222",
+        "--purpose",
+        "investigation",
+        "--case",
+        "C-1",
+        "--from",
+        "2020-01-01",
+        "--to",
+        "2020-01-02",
+        "--as",
+        "city-pd",
+        "--server",
+        &server,
+    ]));
+    assert_eq!((code, stdout.as_str()), (0, ""), "{stderr}");
+    assert!(
+        stderr.contains("window outside the retention period") && stderr.contains("0 result(s)"),
+        "{stderr}"
+    );
+
     // Refused: non-zero, the status code and message on one line.
     let (code, stdout, stderr) = out(lethe(d).args([
         "search",

@@ -103,11 +103,20 @@ pub async fn run(config: Option<&Path>, args: Args) -> anyhow::Result<u8> {
                         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                         .unwrap_or_default()
                 };
+                // The server clips the window to retention; a window wholly outside it clips to
+                // nothing (its start after its end), which is said in words.
+                let empty = match (h.from, h.to) {
+                    (Some(f), Some(t)) => (f.seconds, f.nanos) > (t.seconds, t.nanos),
+                    _ => false,
+                };
+                let window = if empty {
+                    "window outside the retention period (nothing before the cutoff or in the future is ever returned)".to_string()
+                } else {
+                    format!("window {} .. {}", w(h.from), w(h.to))
+                };
                 eprintln!(
-                    "access record #{} · window {} .. {} · {} result(s){}",
+                    "access record #{} · {window} · {} result(s){}",
                     h.access_entry,
-                    w(h.from),
-                    w(h.to),
                     h.count,
                     if h.truncated {
                         " · TRUNCATED: more reads matched; narrow the window"
