@@ -249,10 +249,29 @@ async fn authentication_and_roles() {
     let e = ic.ingest_stream(tonic::Request::new(out)).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     assert!(h.objects("reads").await.is_empty());
-    // The role-less search attempts are on the ledger too.
-    let acc = access_records(&h.ledger().await);
+    // The role-less search attempts are on the ledger too, and so is the refused ingest (an
+    // unauthenticated call has no principal to record).
+    let ledger = h.ledger().await;
+    let acc = access_records(&ledger);
     assert_eq!(acc.len(), 2);
     assert!(acc.iter().all(|a| a.decision == Decision::Deny && a.rule == "default-deny"));
+    let refused: Vec<_> = ledger
+        .iter()
+        .filter_map(|r| match r {
+            RecordBody::Refused(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(
+        (
+            refused[0].principal.as_str(),
+            refused[0].jurisdiction.as_str(),
+            refused[0].action.as_str(),
+            refused[0].rule.as_str()
+        ),
+        ("city-pd", "CA", "ingest", "default-deny")
+    );
     h.stop().await;
 }
 
@@ -440,6 +459,14 @@ async fn no_ledger_record_means_no_results_and_no_ack() {
     assert_eq!(e.code(), Code::Unavailable);
     let e = h.search_as("nv-city-pd", search_req("")).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable);
+    // Nor an ingest refused by the policy.
+    let mut ic = h.ingest_client().await;
+    let refused = proto::IngestRequest {
+        batch_id: 9,
+        reads: vec![read("l9", "9LED996", t0() - hours(1), "cam")],
+    };
+    let e = ic.ingest_batch(h.req("city-pd", refused)).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     // Ingest: no commit record, no acknowledgement, and what the batch stored is removed again.
     let e = h
         .ingest(vec![

@@ -44,7 +44,7 @@ use tonic::metadata::MetadataMap;
 pub use error::ApiError;
 pub use ports::{AccessControl, AuditLedger, Authenticator, LedgerWriter};
 
-use ports::{Action, Principal, RequestContext};
+use ports::{Action, Principal, RecordBody, Refused, RequestContext};
 
 use crate::clock::SharedClock;
 use crate::config::ServerConfig;
@@ -137,11 +137,23 @@ impl ApiState {
     }
 
     /// The principal behind the call's bearer token, if the access policy lets it do `action`
-    /// (which needs no purpose or case number: ingest, audit, admin).
-    pub fn principal(&self, md: &MetadataMap, action: Action) -> Result<Principal, ApiError> {
+    /// (which needs no purpose or case number: ingest, audit, admin). A refusal is a `refused`
+    /// ledger record before the PERMISSION_DENIED goes back (UNAVAILABLE if it cannot be written):
+    /// every decision is on the record, not only a search's.
+    pub async fn principal(&self, md: &MetadataMap, action: Action) -> Result<Principal, ApiError> {
         let p = self.authenticate(md)?;
         let d = self.policy.authorize(&p, action, &RequestContext::none());
         if !d.allowed {
+            let refused = Refused {
+                principal: p.id.clone(),
+                agency: p.agency.clone(),
+                jurisdiction: p.jurisdiction.clone(),
+                action: action.to_string(),
+                rule: d.rule.clone(),
+                reason: d.reason.clone(),
+            };
+            let seq = self.ledger.append(RecordBody::Refused(refused)).await?;
+            tracing::info!(principal = %p.id, %action, rule = %d.rule, access_entry = seq, "call refused");
             return Err(ApiError::Denied {
                 rule: d.rule,
                 reason: d.reason,

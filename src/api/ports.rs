@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-pub use crate::ledger::record::{Access, Decision as LedgerDecision, IngestCommit, Receipt, RecordBody};
+pub use crate::ledger::record::{Access, Decision as LedgerDecision, IngestCommit, Receipt, RecordBody, Refused};
 pub use crate::policy::{Action, Decision, Principal, RequestContext, Role};
 
 use crate::clock::SharedClock;

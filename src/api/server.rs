@@ -57,7 +57,7 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 #[tonic::async_trait]
 impl Ingest for ApiService {
     async fn ingest_batch(&self, request: Request<proto::IngestRequest>) -> Result<Response<proto::IngestResponse>, Status> {
-        let principal = self.state.principal(request.metadata(), Action::Ingest)?;
+        let principal = self.state.principal(request.metadata(), Action::Ingest).await?;
         let ack = ingest::ingest_batch(&self.state, &principal, request.into_inner()).await?;
         Ok(Response::new(ack))
     }
@@ -65,7 +65,7 @@ impl Ingest for ApiService {
     type IngestStreamStream = BoxStream<proto::IngestResponse>;
 
     async fn ingest_stream(&self, request: Request<Streaming<proto::IngestRequest>>) -> Result<Response<Self::IngestStreamStream>, Status> {
-        let principal = self.state.principal(request.metadata(), Action::Ingest)?;
+        let principal = self.state.principal(request.metadata(), Action::Ingest).await?;
         let mut inbound = request.into_inner();
         let state = self.state.clone();
         // Up to INGEST_PIPELINE batches of one stream are in progress at once (the next one is

@@ -112,6 +112,9 @@ pub enum RecordBody {
     SweepForced(SweepForced),
     /// A released or expired hold's copies were deleted and its key destroyed.
     HoldPurged(HoldPurged),
+    /// An authenticated call other than a search was refused by the access policy (a search's
+    /// refusal is an [`Access`] record).
+    Refused(Refused),
 }
 
 impl RecordBody {
@@ -130,6 +133,7 @@ impl RecordBody {
         "key_destroyed",
         "sweep_forced",
         "hold_purged",
+        "refused",
     ];
 
     /// The stable kind name, equal to the serialized `kind` tag.
@@ -148,6 +152,7 @@ impl RecordBody {
             Self::KeyDestroyed(_) => "key_destroyed",
             Self::SweepForced(_) => "sweep_forced",
             Self::HoldPurged(_) => "hold_purged",
+            Self::Refused(_) => "refused",
         }
     }
 }
@@ -381,6 +386,23 @@ pub struct HoldPurged {
     pub deleted_keys_root: Hash,
     /// The hold key was destroyed.
     pub key_destroyed: bool,
+}
+
+/// An authenticated call refused by the access policy before it did anything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// Authenticated principal id.
+    pub principal: String,
+    /// The principal's agency.
+    pub agency: String,
+    /// The agency's jurisdiction (US state code).
+    pub jurisdiction: String,
+    /// What it tried (`ingest`, …).
+    pub action: String,
+    /// The rule (policy id) behind the refusal.
+    pub rule: String,
+    /// Human-readable reason.
+    pub reason: String,
 }
 
 /// A sweep was forced past a safety check.
