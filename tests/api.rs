@@ -370,6 +370,27 @@ async fn malformed_fields_are_named_and_store_nothing() {
 }
 
 #[tokio::test]
+async fn a_read_of_a_swept_day_is_rejected_alone() {
+    let h = Harness::start().await;
+    // The sweeper closed a day within retention (say, forced past a skewed clock): its key is
+    // destroyed. A read of that day is refused on its own field; the rest of the batch is stored.
+    let swept = t0() - hours(24 * 3);
+    h.reads.shred_day(swept.date_naive(), t0()).await.unwrap();
+    let ack = h
+        .ingest(vec![
+            read("s1", "3SWP333", swept, "cam"),
+            read("s2", "3SWP333", t0() - hours(1), "cam"),
+        ])
+        .await
+        .unwrap();
+    let got: Vec<(ReadStatus, &str)> = ack.results.iter().map(|r| (r.status(), r.field.as_str())).collect();
+    assert_eq!(got, [(ReadStatus::Rejected, "captured_at"), (ReadStatus::Stored, "")]);
+    assert!(ack.results[0].reason.contains("swept"), "{}", ack.results[0].reason);
+    assert_eq!(h.objects("reads").await.len(), 1);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn message_size_limit_on_unary_and_streaming() {
     // 4 MiB + 1 byte images pass when the limits allow them…
     let h = Harness::start().await;

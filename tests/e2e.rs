@@ -229,7 +229,9 @@ fn flow(env: &[(&str, String)], days_of: &dyn Fn() -> Vec<String>, sweep_at: Swe
     let days = days_of();
     assert!(days.len() >= 2, "{days:?}");
     let next_day = chrono::NaiveDate::parse_from_str(&days[1], "%Y-%m-%d").unwrap();
-    let at = next_day.and_hms_opt(0, 0, 0).unwrap().and_utc() + chrono::Duration::hours(720);
+    // Ten minutes past the end of the oldest day's retention: its key is destroyed once the
+    // day ended more than the allowed clock skew (5 min) before the cutoff.
+    let at = next_day.and_hms_opt(0, 0, 0).unwrap().and_utc() + chrono::Duration::hours(720) + chrono::Duration::minutes(10);
     let outcome = sweep_at(at, dir.path());
     assert!(outcome.refused_without_force, "the clock guard refuses a clock a month ahead");
     assert_eq!(outcome.deleted_days.len(), 1, "exactly one day deleted: {:?}", outcome.deleted_days);

@@ -658,6 +658,33 @@ async fn a_listing_out_of_key_order_or_with_gaps_changes_nothing_verify_reports(
     assert_eq!(reversed_report.failures[0].object, sorted_report.failures[0].object);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_while_a_writer_appends_reports_no_tampering() {
+    let key = pkcs8();
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let l = open(store.clone(), &key).await;
+    l.append(&sample(0, "test")).await.unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (l, done) = (l.clone(), done.clone());
+        tokio::spawn(async move {
+            for i in 1..600 {
+                l.append(&sample(i, "test")).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let mut runs = 0;
+    while !done.load(Ordering::SeqCst) {
+        let report = verify(store.clone(), &key, None).await;
+        assert!(report.ok(), "run {runs} at {} entries: {:#?}", report.entries, report.failures);
+        runs += 1;
+    }
+    writer.await.unwrap();
+    assert!(runs > 3, "only {runs} verifications overlapped the writer");
+}
+
 // ---------------------------------------------------------------- proofs and CLI
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::ports::{IngestCommit, Principal, RecordBody};
 use super::{convert, proto, ApiError, ApiState};
+use crate::crypto::KeyError;
 use crate::ledger::merkle;
 use crate::model::{PlateRead, ReadLimits};
 use crate::store::{PutOutcome, StoreError, StoredRead};
@@ -101,6 +102,16 @@ pub async fn ingest_batch(state: &ApiState, principal: &Principal, req: proto::I
             }
             Err(StoreError::IdConflict) => {
                 results[i] = Some(rejected(i, read.read_id, "read_id", "already stored with different content".into()))
+            }
+            // The sweeper closed this read's day (its key is destroyed): this read is refused,
+            // not the batch.
+            Err(StoreError::Key(KeyError::Shredded { .. }) | StoreError::DayShredded { .. }) => {
+                results[i] = Some(rejected(
+                    i,
+                    read.read_id,
+                    "captured_at",
+                    "its capture day has been swept and its key destroyed; nothing more can be stored for it".into(),
+                ))
             }
             Err(e) => {
                 if failure.is_none() {

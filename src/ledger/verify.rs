@@ -19,6 +19,8 @@
 
 use std::ops::Range;
 
+use object_store::path::Path;
+
 use futures::TryStreamExt as _;
 use ring::digest::{digest, SHA256};
 
@@ -151,6 +153,7 @@ pub async fn verify_log(reader: &LogReader, trusted: Option<(&str, &[u8])>) -> R
     let mut last_signed = 0u64; // newest size with a checkpoint matching the log
     let mut unsigned_from_key: Option<String> = None;
     let mut ahead = Prefetch::new(reader, 0, true);
+    let mut checkpoint_missing_at_end = false;
     loop {
         let bkey = reader.batch_key(pos);
         let bkey_s = bkey.to_string();
@@ -207,7 +210,9 @@ pub async fn verify_log(reader: &LogReader, trusted: Option<(&str, &[u8])>) -> R
         }
         let ckey = reader.checkpoint_key(end);
         let ckey_s = ckey.to_string();
-        if let Some(craw) = ahead.get(&ckey).await? {
+        let found = ahead.get(&ckey).await?;
+        checkpoint_missing_at_end = found.is_none();
+        if let Some(craw) = found {
             report.checkpoints_checked += 1;
             match key.verify_checkpoint(&craw) {
                 Err(e) => report.fail(ckey_s, Some(last_signed..end), e.to_string()),
@@ -234,8 +239,46 @@ pub async fn verify_log(reader: &LogReader, trusted: Option<(&str, &[u8])>) -> R
         pos = end;
     }
     report.root = (pos > 0).then(|| tree.root());
-    report.verified_size = last_signed;
+    // Anything stored beyond the end means entries went missing — unless a writer appended
+    // while we walked. Listed first, then the batch the walk found missing is probed again:
+    // batches are created in order and each before its checkpoint, so if it exists now, what lies
+    // beyond is newer entries, not evidence of deleted ones.
+    let first_after = |prefix: Path, offset: Path| async move {
+        reader
+            .store()
+            .list_with_offset(Some(&prefix), &offset)
+            .try_next()
+            .await
+            .map_err(|source| LedgerError::Store {
+                op: "list",
+                key: prefix.to_string(),
+                source,
+            })
+    };
+    let later_batch = first_after(reader.batches_prefix(), reader.batch_key(pos)).await?;
+    let later_checkpoint = first_after(reader.checkpoints_prefix(), reader.checkpoint_key(pos)).await?;
+    let grew = (later_batch.is_some() || later_checkpoint.is_some()) && reader.get_opt(&reader.batch_key(pos)).await?.is_some();
 
+    // The checkpoint of the last batch read may be written just after it (a commit in progress):
+    // looked for again, briefly, before the tail is called unsigned. A commit that died between
+    // its batch and its checkpoint stays unsigned until the next writer completes it.
+    if last_signed < pos && checkpoint_missing_at_end {
+        let ckey = reader.checkpoint_key(pos);
+        for wait_ms in [0u64, 50, 250, 1000] {
+            tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+            let Some(craw) = reader.get_opt(&ckey).await? else {
+                continue;
+            };
+            report.checkpoints_checked += 1;
+            match key.verify_checkpoint(&craw) {
+                Ok(cp) if cp.size == pos && cp.root == tree.root() => last_signed = pos,
+                Ok(_) => report.fail(ckey.to_string(), Some(last_signed..pos), "signed root does not match the entries"),
+                Err(e) => report.fail(ckey.to_string(), Some(last_signed..pos), e.to_string()),
+            }
+            break;
+        }
+    }
+    report.verified_size = last_signed;
     if last_signed < pos {
         report.fail(
             unsigned_from_key.unwrap_or_else(|| reader.batch_key(last_signed).to_string()),
@@ -244,15 +287,7 @@ pub async fn verify_log(reader: &LogReader, trusted: Option<(&str, &[u8])>) -> R
              entries added without the key)",
         );
     }
-    // Anything stored beyond the end means entries went missing.
-    let mut after = reader
-        .store()
-        .list_with_offset(Some(&reader.batches_prefix()), &reader.batch_key(pos));
-    if let Some(meta) = after.try_next().await.map_err(|source| LedgerError::Store {
-        op: "list",
-        key: reader.batches_prefix().to_string(),
-        source,
-    })? {
+    if let Some(meta) = later_batch.filter(|_| !grew) {
         report.fail(
             reader.batch_key(pos).to_string(),
             Some(pos..pos + 1),
@@ -262,14 +297,7 @@ pub async fn verify_log(reader: &LogReader, trusted: Option<(&str, &[u8])>) -> R
             ),
         );
     }
-    let mut after = reader
-        .store()
-        .list_with_offset(Some(&reader.checkpoints_prefix()), &reader.checkpoint_key(pos));
-    if let Some(meta) = after.try_next().await.map_err(|source| LedgerError::Store {
-        op: "list",
-        key: reader.checkpoints_prefix().to_string(),
-        source,
-    })? {
+    if let Some(meta) = later_checkpoint.filter(|_| !grew) {
         report.fail(
             meta.location.to_string(),
             None,

@@ -594,7 +594,11 @@ impl Sweeper<'_> {
 
     async fn sweep_day(&mut self, day: NaiveDate) -> Result<DayReport, SweepError> {
         let mut rep = DayReport { day, ..Default::default() };
-        let whole_day_past = day_start(day) + Duration::days(1) <= self.cutoff;
+        // A day closes (its key destroyed) only once it ended more than the allowed clock skew
+        // before the cutoff: a server whose clock is that far behind ours still accepts reads
+        // of the day's last minutes, and must find the key there for them. Its reads are deleted
+        // on time regardless; only the key outlives them by the margin.
+        let whole_day_past = day_start(day) + Duration::days(1) + self.opts.max_clock_skew <= self.cutoff;
 
         // 1. Finish batches a crashed sweep left without a proof.
         let intents = load_intents(self.store(), day).await?;

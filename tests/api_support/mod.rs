@@ -37,6 +37,8 @@ pub struct Harness {
     pub clock: ManualClock,
     pub audit_key: AuditKey,
     pub limits: ApiLimits,
+    /// The server's read store (a clone: the same key cache).
+    pub reads: ReadStore,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -80,7 +82,7 @@ impl Harness {
         let shared: SharedClock = Arc::new(clock.clone());
         let audit_key = AuditKey::ephemeral();
         let state = ApiState {
-            reads,
+            reads: reads.clone(),
             auth: Arc::new(policies.authenticator(Some(&dev))),
             policy: Arc::new(policies.access),
             ledger: Arc::new(LedgerWriter::new(ledger.clone(), shared.clone(), "serve@test")),
@@ -104,6 +106,7 @@ impl Harness {
             addr,
             tokens,
             fault,
+            reads,
             ledger,
             policy_dir,
             _keys: keys,
