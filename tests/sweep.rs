@@ -305,6 +305,66 @@ async fn crash_after_deletes_before_proof_is_finished_by_the_next_sweep() {
     assert_eq!(w.day_destroyed(t.date_naive()).await, Some(true));
 }
 
+/// A proof log whose deletion-proof appends fail while `fail` is set: the sweeper dies after
+/// deleting, before its proof.
+#[derive(Debug)]
+struct ProofsFail {
+    log: MemoryProofLog,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ProofLog for ProofsFail {
+    async fn append(&self, at: DateTime<Utc>, event: SweepEvent) -> Result<(), sweep::ProofLogError> {
+        if matches!(event, SweepEvent::DeletionProof(_)) && self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(sweep::ProofLogError {
+                op: "append",
+                source: "injected: the sweeper died".into(),
+            });
+        }
+        self.log.append(at, event).await
+    }
+    async fn for_each_event(&self, f: &mut (dyn FnMut(SweepEvent) + Send)) -> Result<(), sweep::ProofLogError> {
+        self.log.for_each_event(f).await
+    }
+}
+
+#[tokio::test]
+async fn a_forced_sweep_that_died_mid_batch_is_finished_by_the_next_sweep() {
+    let now = at(2026, 6, 20, 0, 0, 0);
+    let w = world(now).await;
+    // Reads two days old: within retention by the store's clock.
+    let t = now - Duration::days(2);
+    let reads: Vec<_> = ids("f", 4)
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (id, "FRCD1", t + Duration::minutes(i as i64)))
+        .collect();
+    w.ingest(&reads).await;
+    // A sweep forced past a clock 29 days ahead deletes them, then dies before its proof.
+    let log = ProofsFail {
+        log: MemoryProofLog::new(),
+        fail: true.into(),
+    };
+    let ahead = ManualClock::new(now + Duration::days(29));
+    let forced = SweepOptions {
+        force: true,
+        ..Default::default()
+    };
+    assert!(sweep::run(&w.reads, &log, &ahead, &forced).await.is_err());
+    assert!(w.listed(t.date_naive()).await.is_empty(), "the deletes happened");
+    assert!(log.log.proofs().is_empty(), "without a proof");
+    // The next ordinary sweep, on the right clock, finishes the batch (the day is far from its
+    // cutoff): the proof exists, marked forced as its intent was.
+    log.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    let rep = sweep::run(&w.reads, &log, &w.clock, &SweepOptions::default()).await.unwrap();
+    assert_eq!(rep.deleted(), 4);
+    let proofs = log.log.proofs();
+    assert_eq!(proofs.len(), 1, "{proofs:?}");
+    assert!(proofs[0].forced && proofs[0].batch.is_some() && proofs[0].reads_deleted == 4);
+    assert_eq!(w.day_destroyed(t.date_naive()).await, Some(false), "the day is not closed early");
+}
+
 #[tokio::test]
 async fn a_proof_whose_acknowledgement_was_lost_is_not_written_twice() {
     let now = at(2026, 6, 20, 0, 0, 0);

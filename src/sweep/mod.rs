@@ -580,7 +580,12 @@ impl Sweeper<'_> {
             .list_with_delimiter(Some(&ip))
             .await
             .map_err(|e| backend("list", &ip, e))?;
-        days.extend(res.common_prefixes.iter().filter_map(parse));
+        // A day with batch intents is visited whatever the cutoff: an intent is a deletion
+        // begun, and a sweep forced past a skewed clock that died may have left one for a day
+        // the current cutoff has not reached. It is finished (its proof marked forced, as the
+        // intent is) rather than left half-done without a proof until the day expires.
+        let with_intents: BTreeSet<NaiveDate> = res.common_prefixes.iter().filter_map(parse).collect();
+        days.extend(with_intents.iter().copied());
         let kp = Path::from("keys/day");
         for m in list_checked(self.store(), &kp).await? {
             if let Some(d) = parse(&m.location) {
@@ -589,7 +594,10 @@ impl Sweeper<'_> {
                 }
             }
         }
-        Ok(days.into_iter().filter(|d| day_start(*d) < self.cutoff).collect())
+        Ok(days
+            .into_iter()
+            .filter(|d| day_start(*d) < self.cutoff || with_intents.contains(d))
+            .collect())
     }
 
     async fn sweep_day(&mut self, day: NaiveDate) -> Result<DayReport, SweepError> {
