@@ -399,6 +399,26 @@ async fn a_day_swept_by_the_sweeper_is_compliant() {
     assert!(lines(&r, Check::Retention).is_empty(), "{}", dump(&r));
     let (s, _) = report::summary(e.ledger.reader(), &e.ctx.reads, None, None, t0()).await.unwrap();
     assert_eq!((s.reads_ingested, s.reads_deleted, s.days_shredded), (3, 3, 1));
+
+    // A server that kept the destroyed key and committed reads for the closed day afterwards:
+    // a finding naming the day.
+    e.append(RecordBody::IngestCommit(IngestCommit {
+        day: captured.date_naive(),
+        count: 2,
+        merkle_root: [0u8; 32],
+        first_key: String::new(),
+        last_key: String::new(),
+    }))
+    .await;
+    let r = e.audit().await;
+    let found = lines(&r, Check::Retention);
+    assert!(
+        found
+            .iter()
+            .any(|l| l.contains(&captured.date_naive().to_string()) && l.contains("committed after its closing proof")),
+        "{}",
+        dump(&r)
+    );
 }
 
 #[tokio::test]

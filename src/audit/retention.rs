@@ -6,6 +6,7 @@
 //!   the store listing, the day keys, the ingest commits or the deletion proofs — has no reads
 //!   left, a destroyed (tombstoned) day key, and a deletion proof in the ledger that says the key
 //!   was destroyed and reconciles against the day's ingest commits.
+//! - No ingest commit for a capture day follows that day's closing proof (key destroyed).
 //! - The ledger verifies ([`crate::ledger::verify_log`]): every entry, checkpoint and hint, and
 //!   the trusted checkpoint when one is given.
 
@@ -110,6 +111,14 @@ pub async fn check(inputs: &AuditInputs<'_>, view: &AuditView, now: DateTime<Utc
     }
 
     // Every expired day: swept, shredded, proven.
+    // Reads committed for a day after its key was destroyed: evidence of a server that kept
+    // using a destroyed key (say, after a sweep forced past a skewed clock).
+    for (d, n) in &view.committed_after_close {
+        r.finding(format!(
+            "capture day {d}: {n} read(s) were committed after its closing proof destroyed the day's key"
+        ));
+    }
+
     let mut expired = 0;
     for d in days {
         if day_end(d) > overdue_before {

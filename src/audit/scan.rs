@@ -80,6 +80,9 @@ pub struct AuditView {
     pub ingested: BTreeMap<NaiveDate, u64>,
     /// Deletion proofs per capture day.
     pub deleted: BTreeMap<NaiveDate, DayProofs>,
+    /// Reads committed for a capture day after its closing proof (key destroyed): a server
+    /// stored reads for a day already swept, with a key it should no longer have had.
+    pub committed_after_close: BTreeMap<NaiveDate, u64>,
     /// Entries that could not be read or decoded (the verifier says more).
     pub problems: Vec<String>,
 }
@@ -156,7 +159,12 @@ impl AuditView {
                 access: a,
                 approved_hash: self.approved.as_ref().map(|x| x.hash.clone()),
             }),
-            RecordBody::IngestCommit(c) => *self.ingested.entry(c.day).or_default() += c.count,
+            RecordBody::IngestCommit(c) => {
+                if self.deleted.get(&c.day).is_some_and(|d| d.key_destroyed) {
+                    *self.committed_after_close.entry(c.day).or_default() += c.count;
+                }
+                *self.ingested.entry(c.day).or_default() += c.count;
+            }
             RecordBody::DeletionProof(p) => {
                 let d = self.deleted.entry(p.day).or_default();
                 d.proofs += 1;
