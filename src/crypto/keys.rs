@@ -156,12 +156,18 @@ pub struct KeyHandle {
     pub created: bool,
 }
 
+/// How long a loaded key is used from memory before it is read from the store again. Another
+/// process may destroy a key (the sweeper closing a day): a server then stops using it within
+/// this time, instead of storing and decrypting reads of a shredded day for as long as it runs.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Loads, creates, caches and destroys data keys.
 #[derive(Debug)]
 pub struct KeyRing {
     store: Arc<dyn ObjectStore>,
     kek: Kek,
-    cache: Mutex<HashMap<KeyName, Arc<DataKey>>>,
+    cache: Mutex<HashMap<KeyName, (Arc<DataKey>, std::time::Instant)>>,
+    cache_ttl: std::time::Duration,
 }
 
 fn context(name: &KeyName) -> Vec<u8> {
@@ -178,6 +184,7 @@ impl KeyRing {
             store,
             kek,
             cache: Mutex::new(HashMap::new()),
+            cache_ttl: KEY_CACHE_TTL,
         }
     }
 
@@ -281,12 +288,19 @@ impl KeyRing {
     }
 
     fn cached(&self, name: &KeyName) -> Option<Arc<DataKey>> {
-        self.cache.lock().expect("key cache").get(name).cloned()
+        let cache = self.cache.lock().expect("key cache");
+        cache
+            .get(name)
+            .filter(|(_, at)| at.elapsed() < self.cache_ttl)
+            .map(|(k, _)| k.clone())
     }
 
     fn remember(&self, key: DataKey) -> Arc<DataKey> {
         let k = Arc::new(key);
-        self.cache.lock().expect("key cache").insert(k.name.clone(), k.clone());
+        self.cache
+            .lock()
+            .expect("key cache")
+            .insert(k.name.clone(), (k.clone(), std::time::Instant::now()));
         k
     }
 
@@ -386,5 +400,32 @@ impl KeyRing {
     /// Forgets cached keys (after another process may have destroyed some).
     pub fn forget(&self, name: &KeyName) {
         self.cache.lock().expect("key cache").remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_key_destroyed_by_another_process_stops_being_used_after_the_cache_time() {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let kek = Kek::ephemeral();
+        let now = chrono::Utc::now();
+        let day = KeyName::Day(now.date_naive());
+        // Two processes over one store: a server, and the sweeper that closes the day.
+        let mut server = KeyRing::new(store.clone(), kek.clone());
+        server.cache_ttl = std::time::Duration::from_millis(50);
+        let sweeper = KeyRing::new(store.clone(), kek);
+        server.get_or_create(&day, 8, now).await.unwrap();
+        assert!(sweeper.destroy(&day, now).await.unwrap());
+        // Within the cache time the server still has it; after it, the server sees the tombstone.
+        assert!(server.get(&day).await.is_ok());
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        assert!(
+            matches!(server.get(&day).await, Err(KeyError::Shredded { .. })),
+            "a destroyed key was used"
+        );
+        assert!(matches!(server.get_or_create(&day, 8, now).await, Err(KeyError::Shredded { .. })));
     }
 }
