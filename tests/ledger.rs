@@ -714,6 +714,12 @@ async fn cli_functions() {
     let l = small_log(store.clone(), &key).await;
     let rd = l.reader();
 
+    // Verifying where there is no ledger (the wrong directory, bucket or prefix) is no pass.
+    let empty = reader(Arc::new(InMemory::new()), &key);
+    let mut out = Vec::new();
+    assert_eq!(cli::verify(&empty, None, &mut out).await.unwrap(), 1);
+    assert!(String::from_utf8_lossy(&out).contains("no ledger entries at this location"));
+
     let mut out = Vec::new();
     assert_eq!(cli::checkpoint(rd, &mut out).await.unwrap(), 0);
     let cp_text = String::from_utf8(out).unwrap();

@@ -51,6 +51,15 @@ pub async fn verify(reader: &LogReader, trusted: Option<&Path>, out: &mut dyn Wr
         None => {}
     }
     writeln!(out, "time:         {secs:.3} s")?;
+    // Every deployment's ledger holds at least its policy records from the first start: an empty
+    // one means the wrong store or prefix, and an auditor pointed at it must not read a pass.
+    if report.ok() && report.entries == 0 {
+        writeln!(
+            out,
+            "FAILED: no ledger entries at this location: the wrong data directory, bucket or prefix?"
+        )?;
+        return Ok(1);
+    }
     if report.ok() {
         writeln!(out, "OK: every entry, checkpoint and hint verifies")?;
         return Ok(0);
