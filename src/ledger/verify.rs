@@ -105,6 +105,35 @@ struct Claim {
     matched: Option<bool>,
 }
 
+/// Checks the checkpoint `raw` stored at `ckey` for the log's first `end` entries, whose
+/// recomputed root is `root`; on failure, names the entries since the last signed size and the
+/// batch objects (`first_batch` .. `last_batch`) that may have changed. True when it signs them.
+#[allow(clippy::too_many_arguments)]
+fn check_checkpoint(
+    report: &mut VerifyReport,
+    key: &super::note::VerifierKey,
+    ckey: &str,
+    raw: &[u8],
+    end: u64,
+    root: merkle::Hash,
+    last_signed: u64,
+    first_batch: &str,
+    last_batch: &str,
+) -> bool {
+    report.checkpoints_checked += 1;
+    let problem = match key.verify_checkpoint(raw) {
+        Err(e) => e.to_string(),
+        Ok(cp) if cp.size != end => format!("checkpoint stored for size {end} says size {}", cp.size),
+        Ok(cp) if cp.root != root => format!(
+            "signed root does not match the entries: entries changed, removed, added or reordered in batch \
+             objects {first_batch} .. {last_batch} since this checkpoint was signed"
+        ),
+        Ok(_) => return true,
+    };
+    report.fail(ckey, Some(last_signed..end), problem);
+    false
+}
+
 /// Verifies the whole log. `trusted` is the text of a checkpoint saved earlier (and the name to
 /// report it by). Store I/O errors other than "not found" are returned as `Err`: the log could
 /// not be read, so nothing is claimed either way.
@@ -154,6 +183,7 @@ pub async fn verify_log(reader: &LogReader, trusted: Option<(&str, &[u8])>) -> R
     let mut unsigned_from_key: Option<String> = None;
     let mut ahead = Prefetch::new(reader, 0, true);
     let mut checkpoint_missing_at_end = false;
+    let mut last_bkey = String::new(); // key of the last batch read
     loop {
         let bkey = reader.batch_key(pos);
         let bkey_s = bkey.to_string();
@@ -213,29 +243,13 @@ pub async fn verify_log(reader: &LogReader, trusted: Option<(&str, &[u8])>) -> R
         let found = ahead.get(&ckey).await?;
         checkpoint_missing_at_end = found.is_none();
         if let Some(craw) = found {
-            report.checkpoints_checked += 1;
-            match key.verify_checkpoint(&craw) {
-                Err(e) => report.fail(ckey_s, Some(last_signed..end), e.to_string()),
-                Ok(cp) if cp.size != end => report.fail(
-                    ckey_s,
-                    Some(last_signed..end),
-                    format!("checkpoint stored for size {end} says size {}", cp.size),
-                ),
-                Ok(cp) if cp.root != tree.root() => report.fail(
-                    ckey_s,
-                    Some(last_signed..end),
-                    format!(
-                        "signed root does not match the entries: entries changed, removed, added or reordered in batch \
-                         objects {} .. {bkey_s} since this checkpoint was signed",
-                        unsigned_from_key.as_deref().unwrap_or(&bkey_s)
-                    ),
-                ),
-                Ok(_) => {
-                    last_signed = end;
-                    unsigned_from_key = None;
-                }
+            let since = unsigned_from_key.as_deref().unwrap_or(&bkey_s);
+            if check_checkpoint(&mut report, &key, &ckey_s, &craw, end, tree.root(), last_signed, since, &bkey_s) {
+                last_signed = end;
+                unsigned_from_key = None;
             }
         }
+        last_bkey = bkey_s;
         pos = end;
     }
     report.root = (pos > 0).then(|| tree.root());
@@ -269,11 +283,20 @@ pub async fn verify_log(reader: &LogReader, trusted: Option<(&str, &[u8])>) -> R
             let Some(craw) = reader.get_opt(&ckey).await? else {
                 continue;
             };
-            report.checkpoints_checked += 1;
-            match key.verify_checkpoint(&craw) {
-                Ok(cp) if cp.size == pos && cp.root == tree.root() => last_signed = pos,
-                Ok(_) => report.fail(ckey.to_string(), Some(last_signed..pos), "signed root does not match the entries"),
-                Err(e) => report.fail(ckey.to_string(), Some(last_signed..pos), e.to_string()),
+            let since = unsigned_from_key.as_deref().unwrap_or(&last_bkey);
+            if check_checkpoint(
+                &mut report,
+                &key,
+                ckey.as_ref(),
+                &craw,
+                pos,
+                tree.root(),
+                last_signed,
+                since,
+                &last_bkey,
+            ) {
+                last_signed = pos;
+                unsigned_from_key = None;
             }
             break;
         }
